@@ -1,0 +1,263 @@
+"""Typed configuration: one model per concern, loaded from YAML with ``--set`` overrides.
+
+Unknown keys, wrong types and impossible values are errors before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sumlab.errors import SumlabError
+
+DEFAULT_DATASET = "knkarthick/dialogsum"
+DEFAULT_MODEL = "google/flan-t5-base"
+
+PeftMethod = Literal["full", "lora", "dora", "ia3", "prefix", "prompt", "qlora"]
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are re-validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ColumnMap(StrictModel):
+    """Which column of the source holds each field."""
+
+    dialogue: str = "dialogue"
+    summary: str = "summary"
+    id: str | None = "id"
+    topic: str | None = "topic"
+
+
+class SplitSelection(StrictModel):
+    """Which split to read and which of its rows to keep."""
+
+    split: str
+    limit: int | None = Field(default=None, gt=0, description="keep at most this many rows")
+    every_nth: int = Field(default=1, gt=0, description="keep every n-th row (the lab keeps every 100th)")
+    shuffle: bool = False
+
+
+class DataConfig(StrictModel):
+    """Where the dialogues come from: a hub id or a local file or directory (JSONL, CSV, Parquet)."""
+
+    source: str = DEFAULT_DATASET
+    columns: ColumnMap = ColumnMap()
+    train: SplitSelection = SplitSelection(split="train")
+    validation: SplitSelection = SplitSelection(split="validation")
+    test: SplitSelection = SplitSelection(split="test")
+    seed: int = 42
+
+
+class PromptConfig(StrictModel):
+    """A named template, or a template of the user's own that contains ``{dialogue}``."""
+
+    name: str = "lab"
+    template: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_dialogue(cls, value: str | None) -> str | None:
+        if value is not None and "{dialogue}" not in value:
+            raise ValueError("the prompt template must contain {dialogue}")
+        return value
+
+
+class ModelConfig(StrictModel):
+    """The base model: a hub id or a local directory, or a known architecture at random init."""
+
+    name_or_path: str = DEFAULT_MODEL
+    random_init: bool = False
+    tokenizer: str | None = Field(default=None, description="tokenizer id or directory, if not the model's")
+    dtype: Precision = "auto"
+    allow_pickle: bool = False
+
+
+class PeftSettings(StrictModel):
+    """How the trainable model is built: ``full`` or a PEFT method. Defaults are the lab's LoRA."""
+
+    method: PeftMethod = "full"
+    r: int = Field(default=32, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    targets: list[str] = Field(default_factory=lambda: ["q", "v"], min_length=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    num_virtual_tokens: int = Field(default=20, gt=0)
+    ia3_feedforward: list[str] = Field(default_factory=lambda: ["wo"])
+
+
+class TrainSettings(StrictModel):
+    """Optimisation and batching. ``learning_rate=None`` means the method's default (1e-5 full, 1e-3 PEFT)."""
+
+    learning_rate: float | None = Field(default=None, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    max_steps: int = Field(default=-1, ge=-1)
+    per_device_train_batch_size: int = Field(default=8, gt=0)
+    per_device_eval_batch_size: int = Field(default=16, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    auto_find_batch_size: bool = False
+    warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    logging_steps: int = Field(default=10, gt=0)
+    eval_steps: int | None = Field(default=None, gt=0, description="evaluate every n steps; None: each epoch")
+    save_steps: int | None = Field(default=None, gt=0, description="checkpoint every n steps; None: each epoch")
+    save_total_limit: int | None = Field(default=2, gt=0)
+    eval_rouge: bool = Field(default=False, description="also generate and score ROUGE at each evaluation")
+    eval_rouge_limit: int | None = Field(default=64, gt=0)
+    early_stopping_patience: int | None = Field(default=None, gt=0)
+    metric_for_best_model: str = "eval_loss"
+    max_source_length: int = Field(default=512, gt=0)
+    max_target_length: int = Field(default=128, gt=0)
+    group_by_length: bool = False
+    gradient_checkpointing: bool = False
+    precision: Precision = "auto"
+    seed: int = 42
+    tensorboard: bool = True
+    mlflow: bool = False
+    mlflow_tracking_uri: str | None = None
+
+    @model_validator(mode="after")
+    def _rouge_metric_needs_rouge(self) -> TrainSettings:
+        if self.metric_for_best_model.removeprefix("eval_").startswith("rouge") and not self.eval_rouge:
+            raise ValueError(
+                f"metric_for_best_model={self.metric_for_best_model} needs eval_rouge=true; "
+                "set train.eval_rouge=true or use eval_loss"
+            )
+        return self
+
+
+class GenerationSettings(StrictModel):
+    """Decoding settings, shared by zero-shot, evaluation during training and final evaluation."""
+
+    max_new_tokens: int = Field(default=200, gt=0)
+    max_source_length: int = Field(default=512, gt=0, description="longer prompts are truncated")
+    num_beams: int = Field(default=1, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    no_repeat_ngram_size: int = Field(default=0, ge=0)
+    length_penalty: float = 1.0
+
+
+class TrainConfig(StrictModel):
+    """Everything ``sumlab train`` needs."""
+
+    name: str = "run"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    peft: PeftSettings = PeftSettings()
+    train: TrainSettings = TrainSettings()
+    generation: GenerationSettings = GenerationSettings()
+    output_dir: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        return validate_name(value)
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def validate_name(name: str) -> str:
+    """Check that ``name`` can safely become a file or directory name (no separators, no ``..``)."""
+    if not name or len(name) > 64 or set(name) - _NAME_CHARS or name.startswith("."):
+        raise ValueError(
+            f"invalid name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )
+    return name
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and a YAML-typed value."""
+    if "=" not in item:
+        raise SumlabError(f"bad override {item!r}", "write --set key.path=value, e.g. --set train.max_steps=10")
+    key, raw = item.split("=", 1)
+    if not key.strip():
+        raise SumlabError(f"bad override {item!r}", "the key before '=' is empty")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``data`` with each ``key.path=value`` override set."""
+    result = _deep_copy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SumlabError(f"bad override {item!r}: {part} is not a section", "check the key path")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deep_copy(data: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping, with clear errors for a missing file or bad syntax."""
+    file = Path(path)
+    if not file.is_file():
+        raise SumlabError(f"config file not found: {file}", "check the path, or see configs/ for presets")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark else str(file)
+        raise SumlabError(f"{where}: invalid YAML", "fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise SumlabError(f"{file}: not UTF-8 text", "save the config as UTF-8") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SumlabError(f"{file}: the config must be a mapping of sections", "see configs/ for examples")
+    return data
+
+
+def build_config(model_type: type[ConfigT], data: dict, source: str = "config") -> ConfigT:
+    """Validate ``data`` as ``model_type``, turning the first validation problem into a SumlabError."""
+    try:
+        return model_type.model_validate(data)
+    except ValidationError as exc:
+        raise SumlabError(*_describe_validation_error(exc, source)) from None
+
+
+def load_config(model_type: type[ConfigT], path: str | os.PathLike | None, overrides: list[str] = ()) -> ConfigT:
+    """Load ``path`` (or the defaults when None), apply overrides, and validate as ``model_type``."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides))
+    return build_config(model_type, data, str(path) if path else "config")
+
+
+def _describe_validation_error(exc: ValidationError, source: str) -> tuple[str, str]:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{key}'", "check the spelling; see configs/ for the known keys"
+    message = first["msg"].removeprefix("Value error, ")
+    count = len(exc.errors())
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    return f"{source}: {key}: {message}{more}", "fix that value in the config or with --set"
+
+
+def to_yaml(config: BaseModel) -> str:
+    """The resolved config as YAML, in field order."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

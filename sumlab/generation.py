@@ -1,0 +1,77 @@
+"""Batched, length-sorted generation; summaries come back in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from sumlab.config import GenerationSettings
+from sumlab.prompts import TEMPLATES, render_prompt
+
+PROGRESS_THRESHOLD = 64  # show a progress bar from this many dialogues on
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first, so that batches pad little.
+
+    Longest first also means an out-of-memory error shows up in the first batch, not the last.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def generation_kwargs(settings: GenerationSettings, tokenizer) -> dict:
+    """Keyword arguments for ``model.generate``: greedy or beam search, never sampling."""
+    kwargs = {
+        "max_new_tokens": settings.max_new_tokens,
+        "num_beams": settings.num_beams,
+        "do_sample": False,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if settings.num_beams > 1:
+        kwargs["length_penalty"] = settings.length_penalty
+        kwargs["early_stopping"] = True
+    if settings.no_repeat_ngram_size:
+        kwargs["no_repeat_ngram_size"] = settings.no_repeat_ngram_size
+    return kwargs
+
+
+@torch.inference_mode()
+def summarize(
+    model,
+    tokenizer,
+    dialogues: Sequence[str],
+    settings: GenerationSettings | None = None,
+    template: str = TEMPLATES["lab"],
+    *,
+    progress: bool | None = None,
+) -> list[str]:
+    """Summarize each dialogue with ``model``; the result is in the order of ``dialogues``.
+
+    Args:
+        model: a seq2seq model (plain or PEFT-wrapped), on the device it should run on.
+        tokenizer: its tokenizer.
+        dialogues: the dialogues, each filled into ``template``.
+        settings: decoding settings (defaults: greedy, 200 new tokens, batches of 16).
+        progress: show a progress bar; by default only for long runs.
+    """
+    settings = settings or GenerationSettings()
+    prompts = [render_prompt(template, dialogue) for dialogue in dialogues]
+    encoded = tokenizer(prompts, truncation=True, max_length=settings.max_source_length)["input_ids"]
+    batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
+    show = progress if progress is not None else len(prompts) >= PROGRESS_THRESHOLD
+    device = next(model.parameters()).device
+    kwargs = generation_kwargs(settings, tokenizer)
+    was_training = model.training
+    model.eval()
+    summaries: list[str] = [""] * len(prompts)
+    for batch in tqdm(batches, desc="generating", unit="batch", disable=not show):
+        features = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
+        output = model.generate(**features, **kwargs)
+        for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
+            summaries[index] = text.strip()
+    model.train(was_training)
+    return summaries

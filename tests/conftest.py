@@ -1,0 +1,54 @@
+"""Shared fixtures: real DialogSum rows from ../shared/data and a tiny T5 built once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DIALOGSUM = SHARED_DATA / "dialogsum"
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            rows.append(json.loads(line))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def dialogsum_dir() -> Path:
+    if not DIALOGSUM.is_dir():
+        pytest.skip("../shared/data/dialogsum is not present")
+    return DIALOGSUM
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, dialogsum_dir) -> Path:
+    """A tiny T5 (random init) with a BPE tokenizer trained on DialogSum validation text, saved to disk."""
+    from sumlab.tiny import build_tiny_t5, train_tokenizer
+
+    rows = read_jsonl(dialogsum_dir / "validation.jsonl")
+    texts = [row["dialogue"] for row in rows] + [row["summary"] for row in rows]
+    tokenizer = train_tokenizer(texts, vocab_size=800)
+    model = build_tiny_t5(len(tokenizer), d_model=32, d_ff=64, num_layers=2, num_heads=4, seed=0)
+    directory = tmp_path_factory.mktemp("tiny-t5")
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture()
+def tiny_model(tiny_model_dir):
+    """A fresh copy of the tiny model and its tokenizer, loaded from disk (safe to train or modify)."""
+    from sumlab.config import ModelConfig
+    from sumlab.modeling import load_model, load_tokenizer
+
+    config = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32")
+    return load_model(config), load_tokenizer(config)
