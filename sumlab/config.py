@@ -51,7 +51,7 @@ class DataConfig(StrictModel):
     source: str = DEFAULT_DATASET
     columns: ColumnMap = ColumnMap()
     train: SplitSelection = SplitSelection(split="train")
-    validation: SplitSelection = SplitSelection(split="validation")
+    validation: SplitSelection | None = SplitSelection(split="validation")
     test: SplitSelection = SplitSelection(split="test")
     seed: int = 42
 
@@ -104,14 +104,15 @@ class TrainSettings(StrictModel):
     per_device_eval_batch_size: int = Field(default=16, gt=0)
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     auto_find_batch_size: bool = False
-    warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     logging_steps: int = Field(default=10, gt=0)
     eval_steps: int | None = Field(default=None, gt=0, description="evaluate every n steps; None: each epoch")
     save_steps: int | None = Field(default=None, gt=0, description="checkpoint every n steps; None: each epoch")
     save_total_limit: int | None = Field(default=2, gt=0)
-    eval_rouge: bool = Field(default=False, description="also generate and score ROUGE at each evaluation")
-    eval_rouge_limit: int | None = Field(default=64, gt=0)
+    eval_rouge: bool = Field(
+        default=False, description="also generate (with the generation settings) and score ROUGE at each evaluation"
+    )
     early_stopping_patience: int | None = Field(default=None, gt=0)
     metric_for_best_model: str = "eval_loss"
     max_source_length: int = Field(default=512, gt=0)
@@ -261,3 +262,88 @@ def _describe_validation_error(exc: ValidationError, source: str) -> tuple[str, 
 def to_yaml(config: BaseModel) -> str:
     """The resolved config as YAML, in field order."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+class EvalSettings(StrictModel):
+    """How the experiment scores and compares its models on the evaluation split."""
+
+    aggregate: Literal["max", "mean"] = Field(default="max", description="multi-reference: max or mean over references")
+    bootstrap_samples: int = Field(default=1000, gt=0)
+    significance: Literal["paired_bootstrap", "approximate_randomization"] = "paired_bootstrap"
+    significance_samples: int = Field(default=10000, gt=0)
+    highlight: list[int] = Field(default_factory=lambda: [200], description="eval dialogues shown side by side")
+    seed: int = 0
+
+
+class ModelEntry(StrictModel):
+    """One model of an experiment: the zero-shot base, one trained here, or an existing checkpoint/adapter."""
+
+    name: str
+    kind: Literal["zero_shot", "train", "pretrained"] = "train"
+    label: str | None = None
+    peft: PeftSettings | None = None
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train settings")
+    path: str | None = Field(default=None, description="for pretrained: a model, adapter or run directory")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        return validate_name(value)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> ModelEntry:
+        if self.kind == "pretrained" and not self.path:
+            raise ValueError(f"model {self.name}: kind pretrained needs a path")
+        if self.kind != "pretrained" and self.path:
+            raise ValueError(f"model {self.name}: path is only for kind pretrained")
+        if self.kind == "train" and self.peft is None:
+            self.peft = PeftSettings()
+        if self.kind != "train" and (self.peft is not None or self.train):
+            raise ValueError(f"model {self.name}: peft and train settings are only for kind train")
+        return self
+
+    @property
+    def method(self) -> str | None:
+        return self.peft.method if self.peft else None
+
+
+class ExperimentConfig(StrictModel):
+    """Everything ``sumlab run`` needs: a base model, data, and the models to compare on it."""
+
+    name: str = "experiment"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    train: TrainSettings = TrainSettings()
+    generation: GenerationSettings = GenerationSettings()
+    eval: EvalSettings = EvalSettings()
+    models: list[ModelEntry] = Field(
+        default_factory=lambda: [
+            ModelEntry(name="original", kind="zero_shot", label="zero-shot base"),
+            ModelEntry(name="full", peft=PeftSettings(method="full"), label="full fine-tuning"),
+            ModelEntry(name="lora", peft=PeftSettings(method="lora"), label="LoRA"),
+        ],
+        min_length=1,
+    )
+    output_dir: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        return validate_name(value)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExperimentConfig:
+        names = [entry.name for entry in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    def train_config(self, entry: ModelEntry) -> TrainConfig:
+        """The TrainConfig for one trained model of this experiment."""
+        settings = build_config(TrainSettings, {**self.train.model_dump(), **entry.train}, f"models.{entry.name}.train")
+        return TrainConfig(
+            name=entry.name, model=self.model, data=self.data, prompt=self.prompt,
+            peft=entry.peft or PeftSettings(), train=settings, generation=self.generation,
+        )

@@ -51,6 +51,16 @@ def known_architectures() -> dict[str, Path]:
             if entry.name.endswith(".json")}
 
 
+BUNDLED_MODELS = {"sumlab-tiny-t5": "demo/sumlab-tiny-t5"}  # shipped inside the package
+
+
+def resolve_bundled(name_or_path: str) -> str:
+    """The package path of a bundled model name (``sumlab-tiny-t5``); any other name unchanged."""
+    if name_or_path in BUNDLED_MODELS:
+        return str(resources.files("sumlab") / BUNDLED_MODELS[name_or_path])
+    return name_or_path
+
+
 def pick_device() -> torch.device:
     """CUDA when present, otherwise the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,6 +81,8 @@ def resolve_dtype(precision: Precision, model_type: str = "t5") -> torch.dtype:
 
 def is_local(name_or_path: str) -> bool:
     """True when ``name_or_path`` names a local path rather than a hub id."""
+    if name_or_path in BUNDLED_MODELS:
+        return True
     return os.path.exists(name_or_path) or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
 
 
@@ -135,13 +147,23 @@ def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool 
     try:
         model_type = AutoConfig.from_pretrained(source, trust_remote_code=False).model_type
         dtype = resolve_dtype(precision, model_type)
-        return AutoModelForSeq2SeqLM.from_pretrained(
+        model = AutoModelForSeq2SeqLM.from_pretrained(
             source, dtype=dtype, use_safetensors=None if allow_pickle else True, trust_remote_code=False
         )
     except SumlabError:
         raise
     except (OSError, ValueError) as exc:
         raise SumlabError(f"could not load the model {name_or_path!r}: {_first_line(exc)}", _hub_hint(name_or_path)) from None
+    if name_or_path in BUNDLED_MODELS:
+        model.config.name_or_path = name_or_path  # adapters then record the portable name, not a site-packages path
+    if model.get_output_embeddings() is not None and (
+        model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    ):
+        # transformers 5's T5Config says tie_word_embeddings=True even when the checkpoint's lm_head was
+        # loaded as its own matrix; left so, tie_weights() or resize_token_embeddings() would overwrite
+        # lm_head with the embedding, and a saved config.json would tell transformers 4 to tie (and rescale).
+        model.config.tie_word_embeddings = False
+    return model
 
 
 def build_random_model(name_or_path: str, seed: int = 0) -> PreTrainedModel:
@@ -207,7 +229,7 @@ def _check_local_exists(name_or_path: str, what: str) -> None:
 
 
 def _expand(name_or_path: str) -> str:
-    return os.path.expanduser(name_or_path)
+    return os.path.expanduser(resolve_bundled(name_or_path))
 
 
 def _first_line(exc: Exception) -> str:
