@@ -252,6 +252,90 @@ def data_audit(
         write_json_atomic(json_out, report)
 
 
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config (see configs/)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: key.path=value (repeatable)")]
+
+
+@app.command()
+def train(
+    config: ConfigArg,
+    overrides: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="run directory (default: runs/<name>)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last complete checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory")] = False,
+) -> None:
+    """Fine-tune a model (full or PEFT) as the config says, into a run directory."""
+    from sumlab.config import TrainConfig, load_config
+    from sumlab.training import train as train_model
+
+    train_config = load_config(TrainConfig, config, overrides or [])
+    result = train_model(train_config, out_dir=out, resume=resume, overwrite=overwrite)
+    if result.summary:
+        parameters = result.summary["parameters"]
+        console.print(
+            f"trained {train_config.peft.method}: {parameters['trainable']:,} of {parameters['total']:,} "
+            f"parameters ({parameters['percent']:.2f}%) in {result.summary['wall_seconds']:.1f}s"
+        )
+        console.print(f"run directory: {result.run_dir}")
+
+
+@app.command()
+def merge(
+    adapter: Annotated[str, typer.Option("--adapter", help="a run directory or an adapter directory")],
+    out: Annotated[Path, typer.Option("--out", help="directory for the merged model")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="base model (default: the adapter's)")] = None,
+    allow_pickle: PickleOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
+) -> None:
+    """Merge a LoRA adapter into its base and save a standalone model, checking outputs are unchanged."""
+    from sumlab.adapters import merge_adapter
+
+    _refuse_overwrite(out, overwrite)
+    report = merge_adapter(adapter, out, base=model, allow_pickle=allow_pickle)
+    console.print(f"merged into {out} (max logit difference {report['max_abs_logit_difference']:.2e})")
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    overrides: SetOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="experiment directory (default: experiments/<name>)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="start again, replacing --out")] = False,
+) -> None:
+    """Run the lab's experiment (zero-shot vs full vs LoRA...), with statistics and a report; reruns continue."""
+    from sumlab.config import ExperimentConfig, load_config
+    from sumlab.experiment import run_experiment
+
+    experiment = load_config(ExperimentConfig, config, overrides or [])
+    root, results = run_experiment(experiment, out_dir=out, overwrite=overwrite)
+    _print_results(root, results)
+
+
+def _print_results(root: Path, results: dict) -> None:
+    from sumlab.report import headline
+
+    console.print(headline(results))
+    console.print(f"report: {root / 'report.html'}")
+
+
+@app.command()
+def compare(
+    inputs: Annotated[list[Path], typer.Argument(help="experiment directories or predictions files")],
+    out: Annotated[Path, typer.Option("--out", help="directory for the report")],
+    name: Annotated[str, typer.Option("--name", help="title of the comparison")] = "comparison",
+    aggregate: Annotated[str, typer.Option("--aggregate", help="multi-reference: max or mean")] = "max",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
+) -> None:
+    """Build the experiment's report from existing runs or prediction files."""
+    from sumlab.compare import compare as compare_inputs
+    from sumlab.config import EvalSettings, build_config
+
+    _refuse_overwrite(out, overwrite)
+    settings = build_config(EvalSettings, {"aggregate": aggregate}, "options")
+    results = compare_inputs(inputs, out, settings, name=name)
+    _print_results(out, results)
+
+
 def main() -> None:
     """Entry point: run the app, turning SumlabError into one line and exit code 2."""
     try:

@@ -85,11 +85,13 @@ def read_predictions(path: str | Path) -> PredictionSet:
         dialogues.append(str(row.get("dialogue", "")))
         references.append([str(ref) for ref in refs])
         for name, summary in row["predictions"].items():
-            predictions.setdefault(name, [None] * (len(ids) - 1)).append(str(summary))
+            if name not in predictions and len(ids) > 1:  # a model the earlier lines lack
+                raise SumlabError(f"{path}:{rows[0][0]}: no prediction for model {name!r}", "every line needs every model")
+            predictions.setdefault(name, []).append(str(summary))
         for name, summaries in predictions.items():
             if len(summaries) < len(ids):
                 raise SumlabError(f"{path}:{line_number}: no prediction for model {name!r}", "every line needs every model")
-    if not ids:
+    if not ids or not predictions:
         raise SumlabError(f"{path} holds no predictions", "generate some with `sumlab generate`")
     return PredictionSet(ids=ids, references=references, predictions=predictions, dialogues=dialogues)
 
@@ -97,6 +99,8 @@ def read_predictions(path: str | Path) -> PredictionSet:
 def read_table(path: str | Path, reference_column: str, prediction_columns: Sequence[str]) -> PredictionSet:
     """Read a CSV or JSONL table with one reference column and one column per model."""
     file = Path(path)
+    if not prediction_columns:
+        raise SumlabError("no prediction columns given", "name at least one, e.g. --predictions COL1,COL2")
     records = _read_csv_records(file) if file.suffix.lower() == ".csv" else [row for _, row in _read_jsonl_objects(file)]
     if not records:
         raise SumlabError(f"{file} has no rows", "check the file")
@@ -154,3 +158,22 @@ def _read_jsonl_objects(file: Path) -> list[tuple[int, dict]]:
 def _check_exists(file: Path) -> None:
     if not file.is_file():
         raise SumlabError(f"file not found: {file}", "check the path")
+
+
+def merge_prediction_sets(sets: Sequence[PredictionSet]) -> PredictionSet:
+    """One set with every model of ``sets``, which must cover the same dialogues in the same order."""
+    if not sets:
+        raise SumlabError("no predictions to merge", "give at least one predictions file")
+    first = sets[0]
+    merged: dict[str, list[str]] = {}
+    for other in sets:
+        if other.ids != first.ids:
+            raise SumlabError(
+                "the prediction sets cover different dialogues",
+                "generate every model's predictions on the same split, limit and order",
+            )
+        for name, summaries in other.predictions.items():
+            if name in merged:
+                raise SumlabError(f"model {name!r} appears in more than one input", "rename one of them with --name")
+            merged[name] = summaries
+    return PredictionSet(ids=first.ids, references=first.references, predictions=merged, dialogues=first.dialogues)
