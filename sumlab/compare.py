@@ -7,10 +7,9 @@ from pathlib import Path
 
 from sumlab.config import EvalSettings
 from sumlab.errors import SumlabError
-from sumlab.evaluation import score_prediction_set
 from sumlab.fileio import write_json_atomic
 from sumlab.predictions import PredictionSet, merge_prediction_sets, read_predictions
-from sumlab.results import build_results, write_lab_csv
+from sumlab.results import build_results, score_models, write_lab_csv
 
 
 def read_input(path: Path) -> tuple[list[PredictionSet], dict, dict]:
@@ -41,7 +40,7 @@ def compare(inputs: list[Path], out_dir: Path, settings: EvalSettings | None = N
         info.update(input_info)
         setup = setup or input_setup
     predictions = merge_prediction_sets(sets)
-    scores = score_prediction_set(predictions, aggregate=settings.aggregate, seed=settings.seed)
+    scores = score_models(predictions, settings)
     setup = {**setup, "sources": [str(p) for p in inputs]}
     results = build_results(predictions, scores, settings, name=name, setup=setup, models_info=info)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,13 +25,12 @@ from sumlab.adapters import attach_adapter, resolve_adapter_dir
 from sumlab.config import ExperimentConfig, ModelConfig, ModelEntry, to_yaml
 from sumlab.data import ReferenceGroup, group_references, load_split, select_groups
 from sumlab.errors import SumlabError
-from sumlab.evaluation import score_prediction_set
 from sumlab.fileio import write_json_atomic, write_text_atomic
 from sumlab.generation import summarize
 from sumlab.modeling import load_model, load_tokenizer
 from sumlab.predictions import PredictionSet, merge_prediction_sets, read_predictions, write_predictions
 from sumlab.prompts import resolve_template
-from sumlab.results import build_results, write_lab_csv
+from sumlab.results import build_results, score_models, write_lab_csv
 from sumlab.run_dir import RunPaths, read_log
 
 log = logging.getLogger(__name__)
@@ -62,6 +61,11 @@ def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> Exp
 
     paths = ExperimentPaths(Path(root))
     if paths.root.exists() and any(paths.root.iterdir()):
+        if overwrite and not paths.config.is_file():  # never delete a directory that is not an experiment
+            raise SumlabError(
+                f"{paths.root} is not empty and holds no experiment (no config.yaml), so --overwrite won't delete it",
+                "choose another --out",
+            )
         if overwrite:
             shutil.rmtree(paths.root)
         elif not paths.config.is_file() or paths.config.read_text(encoding="utf-8") != config_yaml:
@@ -219,7 +223,7 @@ def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[Refer
 
     sets = [read_predictions(paths.predictions / f"{entry.name}.jsonl") for entry in config.models]
     predictions = merge_prediction_sets(sets)
-    scores = score_prediction_set(predictions, aggregate=config.eval.aggregate, seed=config.eval.seed)
+    scores = score_models(predictions, config.eval)
     results = build_results(
         predictions, scores, config.eval, name=config.name,
         setup=experiment_setup(config, groups, paths),

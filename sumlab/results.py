@@ -9,11 +9,22 @@ from pathlib import Path
 
 from sumlab.config import EvalSettings
 from sumlab.fileio import write_text_atomic
-from sumlab.metrics import ROUGE_KEYS, ModelScores, approximate_randomization, improvement, paired_bootstrap
+from sumlab.metrics import (
+    ROUGE_KEYS, ModelScores, approximate_randomization, improvement, paired_bootstrap, score_predictions,
+)
 from sumlab.predictions import PredictionSet
 
 LAB_COLUMNS = {"baseline": "original_model_summaries", "full": "instruct_model_summaries", "lora": "peft_model_summaries"}
 LAB_REFERENCE_COLUMN = "human_baseline_summaries"
+
+
+def score_models(predictions: PredictionSet, settings: EvalSettings) -> dict[str, ModelScores]:
+    """ROUGE of every model against all references of each dialogue, with CIs from ``settings.bootstrap_samples``."""
+    return {
+        name: score_predictions(summaries, predictions.references, aggregate=settings.aggregate,
+                                samples=settings.bootstrap_samples, seed=settings.seed)
+        for name, summaries in predictions.predictions.items()
+    }
 
 
 def significance_table(scores: dict[str, ModelScores], settings: EvalSettings) -> list[dict]:
@@ -103,7 +114,11 @@ def lab_roles(models: dict[str, dict]) -> dict[str, str]:
         if match:
             columns[match] = LAB_COLUMNS[role]
     for other in names:
-        columns.setdefault(other, f"{other}_model_summaries")
+        if other not in columns:
+            column, n = f"{other}_model_summaries", 2
+            while column in columns.values():  # e.g. an extra model named "instruct" next to the first full one
+                column, n = f"{other}_{n}_model_summaries", n + 1
+            columns[other] = column
     return columns
 
 
