@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from itertools import combinations
+from bisect import bisect_right
+from itertools import accumulate, combinations
 from pathlib import Path
 
 from sumlab.config import EvalSettings
@@ -59,9 +60,14 @@ def example_rows(predictions: PredictionSet, scores: dict[str, ModelScores]) -> 
 
 
 def highlighted_ids(predictions: PredictionSet, positions: list[int]) -> list[str]:
-    """Ids of the dialogues at ``positions`` (the lab shows example 200); out-of-range positions fall back to 0."""
-    chosen = [predictions.ids[p] for p in positions if 0 <= p < len(predictions.ids)]
-    return chosen or predictions.ids[:1]
+    """Ids of the dialogues that hold rows ``positions`` of the split; out-of-range positions fall back to the first.
+
+    Rows count one per reference, as the lab's ``dataset["test"][200]`` does: DialogSum's test split
+    has three rows per dialogue, so its row 200 is dialogue ``test_66``.
+    """
+    first_rows = list(accumulate((len(refs) for refs in predictions.references), initial=0))
+    chosen = [predictions.ids[bisect_right(first_rows, p) - 1] for p in positions if 0 <= p < first_rows[-1]]
+    return list(dict.fromkeys(chosen)) or predictions.ids[:1]
 
 
 def build_results(

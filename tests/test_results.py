@@ -125,9 +125,10 @@ def test_build_results_from_predictions():
 
 @pytest.mark.parametrize(("positions", "expected"), [
     ([200], ["d0"]),  # the lab's example 200 does not exist in a small subsample: the first is shown
-    ([1], ["d1"]),
-    ([2, 200], ["d2"]),
-    ([0, 2], ["d0", "d2"]),
+    ([1], ["d0"]),  # positions count rows, one per reference, as the lab's dataset["test"][200] does
+    ([2], ["d1"]),
+    ([3, 200], ["d2"]),
+    ([0, 1, 3], ["d0", "d2"]),
     ([-1], ["d0"]),
     ([], ["d0"]),
 ])
