@@ -184,6 +184,10 @@ def _read_source(source: str, split: str) -> tuple[str, _Table]:
 
 def _local_path(source: str) -> Path | None:
     """The path ``source`` names, or None for a hub id; a path-like source that does not exist is an error."""
+    if source == "sumlab-demo":
+        from sumlab.demo.corpus import demo_corpus_dir
+
+        return demo_corpus_dir()
     path = Path(source).expanduser()
     if path.exists():
         return path

@@ -33,6 +33,8 @@ Generation uses only ``random.Random(seed)``: the same seed gives byte-identical
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,3 +235,27 @@ def _merge_same_speaker(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+DEMO_SOURCE = "sumlab-demo"  # the data source name that means "the bundled demo corpus"
+
+
+def demo_corpus_dir(seed: int = 0) -> Path:
+    """The demo corpus on disk, generated into the user's cache on first use.
+
+    The directory name carries a fingerprint of the generator's code, so a changed generator
+    never serves a stale corpus.
+    """
+    cache = Path(os.environ.get("SUMLAB_CACHE", Path.home() / ".cache" / "sumlab"))
+    directory = cache / f"demo-corpus-{_generator_fingerprint()}-seed{seed}"
+    if not all((directory / f"{split}.jsonl").is_file() for split in ("train", "validation", "test")):
+        write_corpus(directory, seed=seed)
+    return directory
+
+
+def _generator_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        if source.name != "build_base.py":
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
