@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from sumlab.errors import SumlabError
+from sumlab.serve import cli_command as serve_command
 
 app = typer.Typer(
     help="Fine-tune, evaluate, compare and serve dialogue summarizers.",
@@ -280,9 +281,10 @@ def train(
 ) -> None:
     """Fine-tune a model (full or PEFT) as the config says, into a run directory."""
     from sumlab.config import TrainConfig, load_config
+
+    train_config = load_config(TrainConfig, config, overrides or [])  # fail fast, before torch is imported
     from sumlab.training import train as train_model
 
-    train_config = load_config(TrainConfig, config, overrides or [])
     result = train_model(train_config, out_dir=out, resume=resume, overwrite=overwrite)
     if result.summary:
         parameters = result.summary["parameters"]
@@ -368,6 +370,9 @@ def demo(
     experiment = load_config(ExperimentConfig, config_path, settings)
     root, results = run_experiment(experiment, out_dir=out, overwrite=overwrite)
     _print_results(root, results)
+
+
+app.command("serve")(serve_command)
 
 
 def main() -> None:

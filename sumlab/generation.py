@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
@@ -59,6 +60,8 @@ def summarize(
         progress: show a progress bar; by default only for long runs.
     """
     settings = settings or GenerationSettings()
+    if not dialogues:
+        return []  # a tokenizer fails on an empty batch
     prompts = [render_prompt(template, dialogue) for dialogue in dialogues]
     encoded = tokenizer(prompts, truncation=True, max_length=settings.max_source_length)["input_ids"]
     batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
@@ -68,10 +71,43 @@ def summarize(
     was_training = model.training
     model.eval()
     summaries: list[str] = [""] * len(prompts)
-    for batch in tqdm(batches, desc="generating", unit="batch", disable=not show):
-        features = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-        output = model.generate(**features, **kwargs)
-        for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
-            summaries[index] = text.strip()
-    model.train(was_training)
+    try:
+        with _prefix_in_cache(model):
+            for batch in tqdm(batches, desc="generating", unit="batch", disable=not show):
+                features = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
+                output = model.generate(**features, **kwargs)
+                for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
+                    summaries[index] = text.strip()
+    finally:
+        model.train(was_training)
     return summaries
+
+
+@contextmanager
+def _prefix_in_cache(model) -> Iterator[None]:
+    """Make ``generate`` of a prefix-tuned PEFT model use its prefix, as its forward pass does.
+
+    PEFT (0.21) hands the prefix to the base model as ``past_key_values`` in the first decoding step,
+    but transformers 5's generate also passes the renamed ``cache`` argument, which wins: the prefix
+    is silently dropped and the model generates like the untuned base. Moving the prefix into
+    ``cache`` fixes that; for any other model this does nothing.
+    """
+    config = getattr(model, "active_peft_config", None)
+    if getattr(config, "peft_type", None) != "PREFIX_TUNING":  # peft.PeftType is a str enum
+        yield
+        return
+    prepare = model.prepare_inputs_for_generation
+
+    def prepare_with_prefix(*args, **kwargs):
+        inputs = prepare(*args, **kwargs)
+        prefix = inputs.get("past_key_values")
+        first_step = kwargs.get("is_first_iteration")
+        if first_step and "cache" in inputs and prefix is not None and prefix is not inputs["cache"]:
+            inputs["cache"] = inputs.pop("past_key_values")
+        return inputs
+
+    model.prepare_inputs_for_generation = prepare_with_prefix  # PeftModel.generate looks it up on the instance
+    try:
+        yield
+    finally:
+        del model.prepare_inputs_for_generation

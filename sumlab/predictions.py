@@ -86,7 +86,8 @@ def read_predictions(path: str | Path) -> PredictionSet:
         references.append([str(ref) for ref in refs])
         for name, summary in row["predictions"].items():
             if name not in predictions and len(ids) > 1:  # a model the earlier lines lack
-                raise SumlabError(f"{path}:{rows[0][0]}: no prediction for model {name!r}", "every line needs every model")
+                first_line = rows[0][0]
+                raise SumlabError(f"{path}:{first_line}: no prediction for model {name!r}", "every line needs every model")
             predictions.setdefault(name, []).append(str(summary))
         for name, summaries in predictions.items():
             if len(summaries) < len(ids):

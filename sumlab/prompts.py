@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import string
+
 from sumlab.config import PromptConfig
 from sumlab.errors import SumlabError
 
@@ -25,15 +27,28 @@ def resolve_template(config: PromptConfig | None = None) -> str:
 
 
 def check_template(template: str) -> str:
-    """Return ``template`` if it has a {dialogue} slot and no other slot; raise otherwise."""
-    if "{dialogue}" not in template:
-        raise SumlabError("the prompt template has no {dialogue} slot", "add {dialogue} where the dialogue goes")
+    """Return ``template`` if it has a {dialogue} slot and no other slot; raise otherwise.
+
+    The slots are parsed as ``str.format`` sees them, so ``{{dialogue}}`` (literal braces, no slot)
+    and ``{dialogue.x}`` or ``{dialogue[0]}`` (an attribute or item of the dialogue) are refused.
+    """
     try:
-        template.format(dialogue="")
+        slots = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise SumlabError(f"the prompt template is malformed: {exc}", "write literal braces as {{ and }}") from None
+    if "dialogue" not in slots:
+        raise SumlabError("the prompt template has no {dialogue} slot", "add {dialogue} where the dialogue goes")
+    others = sorted({"{" + name + "}" for name in slots if name != "dialogue"})
+    if others:
+        raise SumlabError(
+            f"the prompt template has a slot other than {{dialogue}}: {', '.join(others)}",
+            "write literal braces as {{ and }}",
+        )
+    try:
+        template.format(dialogue="")  # a bad conversion or format spec, e.g. {dialogue!x} or {dialogue:{width}}
     except (KeyError, IndexError, ValueError) as exc:
         raise SumlabError(
-            f"the prompt template has a slot other than {{dialogue}}: {exc}",
-            "write literal braces as {{ and }}",
+            f"the prompt template's {{dialogue}} slot is malformed: {exc}", "write it as {dialogue}"
         ) from None
     return template
 

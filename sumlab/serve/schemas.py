@@ -1,0 +1,185 @@
+"""Request and response bodies of the HTTP API, and the server's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BASE_MODEL_NAME = "base"
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """Limits on memory and concurrency; each one is a ``sumlab serve`` option.
+
+    Attributes:
+        max_batch_size: most dialogues in one ``model.generate`` call.
+        batch_wait_ms: how long the oldest queued dialogue waits for others to batch with.
+        max_queue: most dialogues waiting; beyond it requests get 503.
+        max_dialogue_chars: longest dialogue accepted (422 beyond it).
+        max_body_bytes: largest request body (413 beyond it).
+        max_new_tokens_cap: largest ``generation.max_new_tokens`` a request may ask for.
+        max_beams_cap: largest ``generation.num_beams`` a request may ask for.
+        max_batch_items: most dialogues in one batch request.
+        default_max_new_tokens: ``max_new_tokens`` when a request doesn't say.
+        max_source_tokens: prompts are truncated to this many tokens, as in evaluation.
+        batching: False runs every dialogue in a ``generate`` call of its own (``--no-batching``).
+    """
+
+    max_batch_size: int = 8
+    batch_wait_ms: float = 10.0
+    max_queue: int = 256
+    max_dialogue_chars: int = 8000
+    max_body_bytes: int = 1_048_576
+    max_new_tokens_cap: int = 256
+    max_beams_cap: int = 4
+    max_batch_items: int = 64
+    default_max_new_tokens: int = 128
+    max_source_tokens: int = 512
+    batching: bool = True
+
+    def __post_init__(self):
+        for name in ("max_batch_size", "max_queue", "max_dialogue_chars", "max_body_bytes", "max_new_tokens_cap",
+                     "max_beams_cap", "max_batch_items", "default_max_new_tokens", "max_source_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms must be 0 or more, not {self.batch_wait_ms}")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.max_batch_size if self.batching else 1
+
+    def public(self) -> dict:
+        """The limits a client needs to know, as ``GET /v1/models`` reports them."""
+        return {
+            "max_dialogue_chars": self.max_dialogue_chars,
+            "max_body_bytes": self.max_body_bytes,
+            "max_new_tokens_cap": self.max_new_tokens_cap,
+            "max_beams_cap": self.max_beams_cap,
+            "max_batch_items": self.max_batch_items,
+            "default_max_new_tokens": min(self.default_max_new_tokens, self.max_new_tokens_cap),
+        }
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerationOptions(StrictBody):
+    """Decoding options of one request: greedy or beam search, never sampling (results are reproducible)."""
+
+    max_new_tokens: int | None = Field(default=None, ge=1, description="at most the server's max_new_tokens_cap")
+    num_beams: int | None = Field(default=None, ge=1, description="1 is greedy; at most the server's max_beams_cap")
+    no_repeat_ngram_size: int | None = Field(default=None, ge=0, le=10)
+    length_penalty: float | None = Field(default=None, ge=-5.0, le=5.0, allow_inf_nan=False)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the dialogue is empty")
+    return value
+
+
+class SummarizeRequest(StrictBody):
+    dialogue: str = Field(description="the dialogue, e.g. '#Person1#: Hi...\\n#Person2#: ...'")
+    model: str = Field(default=BASE_MODEL_NAME, description="a name from GET /v1/models")
+    generation: GenerationOptions | None = None
+
+    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
+
+
+class BatchItem(StrictBody):
+    dialogue: str
+    model: str | None = Field(default=None, description="default: the request's model")
+
+    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
+
+
+class BatchRequest(StrictBody):
+    """Either ``items`` (each with its own model) or ``dialogues`` (all with ``model``)."""
+
+    items: list[BatchItem] | None = Field(default=None, min_length=1)
+    dialogues: list[str] | None = Field(default=None, min_length=1)
+    model: str = BASE_MODEL_NAME
+    generation: GenerationOptions | None = None
+
+    @model_validator(mode="after")
+    def _items_or_dialogues(self) -> BatchRequest:
+        if (self.items is None) == (self.dialogues is None):
+            raise ValueError("give either items or dialogues, not both or neither")
+        for dialogue in self.dialogues or []:
+            _not_blank(dialogue)
+        return self
+
+    def entries(self) -> list[tuple[str, str]]:
+        """(dialogue, model) pairs in request order."""
+        if self.items is not None:
+            return [(item.dialogue, item.model or self.model) for item in self.items]
+        return [(dialogue, self.model) for dialogue in self.dialogues]
+
+
+class CompareRequest(StrictBody):
+    dialogue: str
+    models: list[str] = Field(min_length=1, description="names from GET /v1/models; each at most once")
+    generation: GenerationOptions | None = None
+
+    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        repeated = sorted({name for name in models if models.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each model at most once; repeated: {', '.join(repeated)}")
+        return models
+
+
+class TokenCounts(BaseModel):
+    input: int = Field(description="prompt tokens after truncation")
+    output: int = Field(description="generated tokens, the end-of-sequence token included")
+
+
+class SummaryResult(BaseModel):
+    summary: str
+    model: str
+    latency_ms: float = Field(description="from the request's arrival to this summary being ready")
+    tokens: TokenCounts
+    batch_size: int = Field(description="dialogues in the generate call that produced this summary")
+
+
+class BatchResponse(BaseModel):
+    results: list[SummaryResult]
+    latency_ms: float
+
+
+class CompareResponse(BaseModel):
+    dialogue_chars: int
+    results: list[SummaryResult]
+    latency_ms: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: Literal["base", "adapter", "merged"]
+    method: str | None = Field(description="the PEFT method of an adapter (lora, dora, ia3, ...)")
+    mixed_batching: bool = Field(description="shares generate calls with other models of the same base")
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+    default: str
+    limits: dict
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    models: int
+    queue_depth: int
+    auth: bool
+
+
+class ErrorResponse(BaseModel):
+    error: str

@@ -1,0 +1,559 @@
+"""Tests for sumlab.serve: the API contract, mixed-adapter batches, limits, auth, errors, metrics, the command.
+
+The adapters are not trained: each is a fresh PEFT adapter on the tiny base with its weights moved
+by seeded noise, so that the models differ from the base and from each other in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+import typer  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from sumlab.adapters import attach_adapter, merge_adapter  # noqa: E402
+from sumlab.config import GenerationSettings, ModelConfig, PeftSettings  # noqa: E402
+from sumlab.errors import SumlabError  # noqa: E402
+from sumlab.generation import summarize  # noqa: E402
+from sumlab.modeling import add_peft, load_model, load_tokenizer  # noqa: E402
+from sumlab.prompts import TEMPLATES  # noqa: E402
+from sumlab.serve import cli_command  # noqa: E402
+from sumlab.serve.app import create_app  # noqa: E402
+from sumlab.serve.command import plan_server, read_token  # noqa: E402
+from sumlab.serve.registry import NamedPath, load_registry, parse_named_path  # noqa: E402
+from sumlab.serve.schemas import ServeLimits  # noqa: E402
+
+
+TOKEN = "test-token-0123456789abcdef"
+MAX_NEW = 12
+LIMITS = ServeLimits(max_batch_size=16, batch_wait_ms=20, max_dialogue_chars=2000, max_body_bytes=16_384,
+                     max_new_tokens_cap=32, max_beams_cap=3, max_batch_items=16, default_max_new_tokens=MAX_NEW)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """One thread: the tiny model gains nothing from more, and on a busy small machine they fight."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def base_config(model_dir: Path) -> ModelConfig:
+    return ModelConfig(name_or_path=str(model_dir), dtype="float32")
+
+
+def save_noisy_adapter(model_dir: Path, out: Path, settings: PeftSettings, seed: int, scale: float = 0.3) -> Path:
+    """A fresh PEFT adapter on the tiny base, its trainable weights moved by seeded noise, saved to ``out``."""
+    config = base_config(model_dir)
+    model = add_peft(load_model(config), settings)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+    model.save_pretrained(out)
+    load_tokenizer(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two LoRA adapters: ``a`` as an adapter directory, ``b`` as a run directory that recorded its prompt."""
+    root = tmp_path_factory.mktemp("serve-adapters")
+    lora = PeftSettings(method="lora", r=4, alpha=4)
+    a = save_noisy_adapter(tiny_model_dir, root / "a", lora, seed=1)
+    run_b = root / "b-run"
+    save_noisy_adapter(tiny_model_dir, run_b / "model", lora, seed=2)
+    (run_b / "prompt.txt").write_text(TEMPLATES["brief"], encoding="utf-8")
+    return {"a": a, "b": run_b}
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_model_dir, adapters):
+    entries = [NamedPath(name, path) for name, path in adapters.items()]
+    return load_registry(base_config(tiny_model_dir), entries)
+
+
+@pytest.fixture(scope="module")
+def dialogues(dialogsum_dir) -> list[str]:
+    """Real DialogSum dialogues of different lengths (so batches are padded)."""
+    with (dialogsum_dir / "validation.jsonl").open(encoding="utf-8") as handle:
+        rows = [json.loads(next(handle)) for _ in range(40)]
+    chosen = sorted((row["dialogue"] for row in rows if len(row["dialogue"]) < 1500), key=len)
+    return [chosen[0], chosen[len(chosen) // 2], chosen[-1]]
+
+
+@pytest.fixture()
+def client(registry):
+    with TestClient(create_app(registry, LIMITS)) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def auth_client(registry):
+    with TestClient(create_app(registry, LIMITS, api_token=TOKEN)) as test_client:
+        yield test_client
+
+
+def alone(model_dir: Path, adapter: Path | None, dialogues: list[str], template: str, num_beams: int = 1) -> list[str]:
+    """Each dialogue summarized on its own by a fresh base with only ``adapter`` attached."""
+    config = base_config(model_dir)
+    model = load_model(config)
+    if adapter is not None:
+        model = attach_adapter(model, adapter, "only")
+    settings = GenerationSettings(max_new_tokens=MAX_NEW, num_beams=num_beams)
+    return [summarize(model, load_tokenizer(config), [dialogue], settings, template)[0] for dialogue in dialogues]
+
+
+def assert_error(response, status: int, *needles: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in response.text
+    for needle in needles:
+        assert needle in body["error"], body
+    return body
+
+
+# --- the API contract ----------------------------------------------------------------------------
+
+def test_models_lists_the_base_and_each_adapter_with_the_limits(client):
+    body = client.get("/v1/models").json()
+    assert [model["name"] for model in body["models"]] == ["base", "a", "b"]
+    assert body["models"][0] == {"name": "base", "kind": "base", "method": None, "mixed_batching": True}
+    assert body["models"][1] == {"name": "a", "kind": "adapter", "method": "lora", "mixed_batching": True}
+    assert body["default"] == "base"
+    assert body["limits"]["max_dialogue_chars"] == 2000 and body["limits"]["max_new_tokens_cap"] == 32
+
+
+def test_health_is_open_and_reports_the_server(auth_client):
+    response = auth_client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "models": 3, "queue_depth": 0, "auth": True}
+
+
+def test_summarize_returns_summary_model_latency_and_tokens(client, dialogues):
+    response = client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "a"})
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"summary", "model", "latency_ms", "tokens", "batch_size"}
+    assert body["model"] == "a" and isinstance(body["summary"], str) and body["summary"]
+    assert body["latency_ms"] > 0 and body["batch_size"] >= 1
+    assert 0 < body["tokens"]["output"] <= MAX_NEW and body["tokens"]["input"] > 10
+
+
+def test_summarize_defaults_to_the_base_model(client, dialogues):
+    assert client.post("/v1/summarize", json={"dialogue": dialogues[0]}).json()["model"] == "base"
+
+
+def test_batch_takes_items_or_dialogues_and_keeps_their_order(client, dialogues):
+    items = [{"dialogue": dialogues[0], "model": "b"}, {"dialogue": dialogues[1]}, {"dialogue": dialogues[2], "model": "a"}]
+    by_items = client.post("/v1/summarize/batch", json={"items": items, "model": "base"}).json()
+    assert [result["model"] for result in by_items["results"]] == ["b", "base", "a"]
+    by_dialogues = client.post("/v1/summarize/batch", json={"dialogues": dialogues, "model": "a"}).json()
+    assert [result["model"] for result in by_dialogues["results"]] == ["a", "a", "a"]
+    assert by_dialogues["results"][2]["summary"] == by_items["results"][2]["summary"]
+    assert by_dialogues["latency_ms"] > 0
+
+
+def test_compare_answers_side_by_side_in_the_order_asked(client, dialogues):
+    response = client.post("/v1/compare", json={"dialogue": dialogues[1], "models": ["b", "base", "a"]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["dialogue_chars"] == len(dialogues[1])
+    assert [result["model"] for result in body["results"]] == ["b", "base", "a"]
+    assert len({result["summary"] for result in body["results"]}) == 3, "the adapters should change the summary"
+    assert all(result["batch_size"] == 3 for result in body["results"]), "one generate call for all three"
+
+
+def test_openapi_documents_every_endpoint(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/summarize", "/v1/summarize/batch", "/v1/compare", "/v1/models", "/health", "/metrics"):
+        assert path in paths
+
+
+def test_web_page_is_self_contained_with_a_strict_policy(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "unsafe-inline" not in policy
+    assert "#Person1#" in response.text and "/v1/compare" in response.text
+    assert not re.search(r"""(src|href)=["']?https?://""", response.text), "no resources from elsewhere"
+    assert ".innerHTML" not in response.text, "output is set with textContent"
+
+
+# --- mixed-adapter batches equal each model alone ------------------------------------------------
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_mixed_adapter_batch_equals_each_model_alone(client, tiny_model_dir, adapters, dialogues, num_beams):
+    models = ["base", "a", "b"]
+    items = [{"dialogue": dialogue, "model": model} for dialogue in dialogues for model in models]
+    response = client.post("/v1/summarize/batch",
+                           json={"items": items, "generation": {"max_new_tokens": MAX_NEW, "num_beams": num_beams}})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert {result["batch_size"] for result in results} == {len(items)}, "all nine in one generate call"
+    expected = {
+        "base": alone(tiny_model_dir, None, dialogues, TEMPLATES["lab"], num_beams),
+        "a": alone(tiny_model_dir, adapters["a"], dialogues, TEMPLATES["lab"], num_beams),
+        "b": alone(tiny_model_dir, adapters["b"], dialogues, TEMPLATES["brief"], num_beams),  # its run's prompt
+    }
+    served = {(item["model"], item["dialogue"]): result["summary"] for item, result in zip(items, results)}
+    for model in models:
+        assert [served[(model, dialogue)] for dialogue in dialogues] == expected[model], model
+
+
+def test_every_kind_of_model_equals_itself_alone(tiny_model_dir, adapters, dialogues, tmp_path):
+    """DoRA (one adapter at a time), IA3 (a base copy of its own) and a merged model, batched with LoRA."""
+    dora = save_noisy_adapter(tiny_model_dir, tmp_path / "dora", PeftSettings(method="dora", r=4, alpha=4), seed=3)
+    ia3 = save_noisy_adapter(tiny_model_dir, tmp_path / "ia3", PeftSettings(method="ia3"), seed=4)
+    merged = tmp_path / "merged"
+    merge_adapter(adapters["a"], merged, base=str(tiny_model_dir))
+    registry = load_registry(
+        base_config(tiny_model_dir),
+        [NamedPath("a", adapters["a"]), NamedPath("d", dora), NamedPath("i", ia3)],
+        [NamedPath("m", merged)],
+    )
+    info = {model.name: model.info() for model in registry}
+    assert info["d"]["method"] == "dora" and not info["d"]["mixed_batching"]
+    assert info["i"]["method"] == "ia3" and not info["i"]["mixed_batching"]
+    assert info["m"]["kind"] == "merged"
+    names = ["base", "a", "d", "i", "m"]
+    with TestClient(create_app(registry, LIMITS)) as test_client:  # all ten dialogues in one round
+        items = [{"dialogue": dialogue, "model": name} for dialogue in dialogues[:2] for name in names]
+        results = test_client.post("/v1/summarize/batch", json={"items": items}).json()["results"]
+    sizes = {result["model"]: result["batch_size"] for result in results}
+    assert sizes == {"base": 4, "a": 4, "d": 2, "i": 2, "m": 2}, "base and LoRA mix; the others group by model"
+    served = {(item["model"], item["dialogue"]): result["summary"] for item, result in zip(items, results)}
+    sources = {"base": None, "a": adapters["a"], "d": dora, "i": ia3}
+    for name, adapter in sources.items():
+        assert [served[(name, d)] for d in dialogues[:2]] == alone(tiny_model_dir, adapter, dialogues[:2], TEMPLATES["lab"])
+    merged_alone = load_model(base_config(merged))
+    tokenizer = load_tokenizer(base_config(merged))
+    settings = GenerationSettings(max_new_tokens=MAX_NEW)
+    assert [served[("m", d)] for d in dialogues[:2]] == [summarize(merged_alone, tokenizer, [d], settings)[0]
+                                                          for d in dialogues[:2]]
+
+
+def test_concurrent_requests_all_succeed_and_share_batches(client, dialogues):
+    bodies = [{"dialogue": dialogues[i % 3], "model": ["base", "a", "b"][i % 3]} for i in range(16)]
+    malformed = [b"{", b'{"dialogue": 5}', b"[]", b'{"dialogue": "hi", "model": "nope"}'] * 2
+
+    def post(body):
+        return client.post("/v1/summarize", json=body)
+
+    def post_malformed(raw):
+        return client.post("/v1/summarize", content=raw, headers={"content-type": "application/json"})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        good = list(pool.map(post, bodies))
+        bad = list(pool.map(post_malformed, malformed))
+    assert [response.status_code for response in good] == [200] * len(bodies)
+    assert all(400 <= response.status_code < 500 for response in bad)
+    assert max(response.json()["batch_size"] for response in good) > 1, "concurrent requests were batched"
+    expected = client.post("/v1/summarize", json=bodies[4]).json()["summary"]
+    assert good[4].json()["summary"] == expected, "batching doesn't change a summary"
+
+
+# --- bad input: right status, JSON message, never a traceback -------------------------------------
+
+@pytest.mark.parametrize(("path", "body", "status", "needles"), [
+    ("/v1/summarize", {"dialogue": "x" * 2001}, 422, ["2001 characters", "limit of 2000", "max_dialogue_chars"]),
+    ("/v1/summarize", {"dialogue": "hi", "generation": {"max_new_tokens": 33}}, 422,
+     ["max_new_tokens=33", "limit of 32", "max_new_tokens_cap"]),
+    ("/v1/summarize", {"dialogue": "hi", "generation": {"num_beams": 4}}, 422, ["num_beams=4", "limit of 3"]),
+    ("/v1/summarize", {"dialogue": "hi", "model": "nope"}, 404, ["unknown model 'nope'", "base, a, b"]),
+    ("/v1/compare", {"dialogue": "hi", "models": ["a", "../x"]}, 404, ["unknown model '../x'"]),
+    ("/v1/summarize/batch", {"items": [{"dialogue": "hi", "model": "zz"}]}, 404, ["unknown model 'zz'"]),
+    ("/v1/summarize/batch", {"dialogues": ["hi"] * 17}, 422, ["17 dialogues", "limit of 16", "max_batch_items"]),
+    ("/v1/summarize/batch", {"dialogues": ["hi", "y" * 2001]}, 422, ["dialogues[1]", "limit of 2000"]),
+    ("/v1/summarize/batch", {"dialogues": ["hi"], "items": [{"dialogue": "hi"}]}, 422, ["either items or dialogues"]),
+    ("/v1/compare", {"dialogue": "hi", "models": ["a", "a"]}, 422, ["repeated: a"]),
+    ("/v1/compare", {"dialogue": "hi", "models": []}, 422, ["models"]),
+    ("/v1/summarize", {"dialogue": "   "}, 422, ["the dialogue is empty"]),
+    ("/v1/summarize", {"model": "a"}, 422, ["dialogue: Field required"]),
+    ("/v1/summarize", {"dialogue": 5}, 422, ["dialogue"]),
+    ("/v1/summarize", {"dialogue": "hi", "temperature": 2}, 422, ["temperature"]),
+    ("/v1/summarize", {"dialogue": "hi", "generation": {"max_new_tokens": 0}}, 422, ["max_new_tokens"]),
+    ("/v1/summarize", [], 422, ["invalid request"]),
+])
+def test_bad_input_gets_the_right_status_and_message(client, path, body, status, needles):
+    body = assert_error(client.post(path, json=body), status, *needles)
+    if status == 404:
+        assert body["available"] == ["base", "a", "b"]
+    if "limit of" in body["error"]:
+        assert isinstance(body["limit"], int), "the limit comes back as a field too"
+
+
+def test_malformed_json_is_a_json_422(client):
+    response = client.post("/v1/summarize", content=b'{"dialogue": "hi",', headers={"content-type": "application/json"})
+    assert_error(response, 422, "malformed JSON")
+
+
+def test_body_over_the_limit_is_413_by_content_length_and_by_actual_size(client):
+    assert_error(client.post("/v1/summarize", content=b"x" * 16_385), 413, "16384 bytes", "max_body_bytes")
+
+    def chunks():  # no Content-Length: the server must count what arrives
+        for _ in range(20):
+            yield b"y" * 1024
+
+    assert_error(client.post("/v1/summarize", content=chunks()), 413, "16384 bytes")
+
+
+def test_unknown_path_and_wrong_method_are_json(client):
+    assert_error(client.get("/v1/nothing"), 404, "Not Found")
+    assert_error(client.get("/v1/summarize"), 405, "Method Not Allowed")
+
+
+def test_unexpected_error_is_a_json_500_without_details(registry, monkeypatch, dialogues):
+    runner = registry.get("a").runner
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(runner, "generate", broken)
+    with TestClient(create_app(registry, LIMITS), raise_server_exceptions=False) as test_client:
+        response = test_client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "a"})
+        assert "secret" not in response.text
+        assert_error(response, 500, "internal server error")
+        monkeypatch.undo()
+        assert test_client.post("/v1/summarize", json={"dialogue": dialogues[0]}).status_code == 200, "still serving"
+
+
+def gate_runner(monkeypatch, runner) -> tuple[threading.Event, threading.Event]:
+    """Make ``runner.generate`` wait for the returned ``release`` event; ``entered`` is set once it's called."""
+    entered, release = threading.Event(), threading.Event()
+    generate = runner.generate
+
+    def gated(*args, **kwargs):
+        entered.set()
+        release.wait(10)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "generate", gated)
+    return entered, release
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_full_queue_is_a_503_and_the_server_recovers(registry, monkeypatch, dialogues):
+    limits = ServeLimits(max_batch_size=1, batch_wait_ms=0, max_queue=1, default_max_new_tokens=4)
+    app = create_app(registry, limits)
+    entered, release = gate_runner(monkeypatch, registry.get("base").runner)
+    body = {"dialogue": dialogues[0]}
+    with TestClient(app) as test_client, ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(test_client.post, "/v1/summarize", json=body)
+        assert entered.wait(5)
+        queued = pool.submit(test_client.post, "/v1/summarize", json=body)
+        wait_until(lambda: app.state.server.batcher.depth == 1)
+        response = test_client.post("/v1/summarize", json=body)
+        assert_error(response, 503, "busy", "max_queue")
+        assert response.headers["retry-after"] == "1"
+        release.set()
+        assert running.result().status_code == 200 and queued.result().status_code == 200
+        assert test_client.post("/v1/summarize", json=body).status_code == 200
+
+
+async def request_then_leave(app, body: dict, leave_when) -> list[dict]:
+    """POST ``body`` to /v1/summarize straight through ASGI; the client disconnects once ``leave_when()``."""
+    raw = json.dumps(body).encode()
+    incoming = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive():
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.to_thread(wait_until, leave_when)
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/summarize", "raw_path": b"/v1/summarize", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    await app(scope, receive, send)
+    return sent
+
+
+def test_client_that_leaves_is_dropped_from_the_queue_and_others_go_on(registry, monkeypatch, dialogues):
+    app = create_app(registry, ServeLimits(max_batch_size=1, batch_wait_ms=0, default_max_new_tokens=4))
+    entered, release = gate_runner(monkeypatch, registry.get("base").runner)
+    batcher, metrics = app.state.server.batcher, app.state.server.metrics
+    with TestClient(app) as test_client, ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(test_client.post, "/v1/summarize", json={"dialogue": dialogues[1]})
+        assert entered.wait(5)
+        # queued behind the gated request, then the client leaves
+        sent = asyncio.run(request_then_leave(app, {"dialogue": dialogues[0]}, lambda: batcher.depth == 1))
+        assert sent[0]["status"] == 499
+        release.set()
+        assert running.result().status_code == 200
+        wait_until(lambda: metrics.cancelled.value("queued") == 1)
+        assert test_client.post("/v1/summarize", json={"dialogue": dialogues[2]}).status_code == 200
+        assert metrics.summaries.value("base") == 2, "the dropped request was never generated"
+
+
+def test_generation_stops_early_when_its_clients_have_left(registry, monkeypatch, dialogues):
+    app = create_app(registry, LIMITS)
+    runner = registry.get("a").runner
+    entered, release, outputs = threading.Event(), threading.Event(), []
+    generate = runner.generate
+
+    def gated(*args, **kwargs):
+        entered.set()
+        release.wait(10)
+        outputs.extend(generate(*args, **kwargs))
+        return outputs
+
+    monkeypatch.setattr(runner, "generate", gated)
+    metrics = app.state.server.metrics
+    with TestClient(app) as test_client:
+        body = {"dialogue": dialogues[0], "model": "a", "generation": {"max_new_tokens": 32}}
+        sent = asyncio.run(request_then_leave(app, body, entered.is_set))
+        assert sent[0]["status"] == 499
+        release.set()
+        wait_until(lambda: metrics.cancelled.value("generating") == 1)
+        assert [generated.output_tokens for generated in outputs] == [1], "stopped after the first token"
+        monkeypatch.undo()
+        response = test_client.post("/v1/summarize", json=body)
+        assert response.status_code == 200 and response.json()["tokens"]["output"] > 1
+
+
+# --- auth ----------------------------------------------------------------------------------------
+
+def test_auth_on_requires_the_bearer_token(auth_client, dialogues):
+    assert_error(auth_client.get("/v1/models"), 401, "missing bearer token")
+    response = auth_client.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+    assert_error(response, 401, "invalid bearer token")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_error(auth_client.get("/v1/models", headers={"Authorization": TOKEN}), 401)  # no scheme
+    assert_error(auth_client.post("/v1/summarize", content=b"{not json"), 401)  # before the body is read
+    assert_error(auth_client.get("/metrics"), 401)
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    assert auth_client.get("/v1/models", headers=good).status_code == 200
+    assert auth_client.post("/v1/summarize", json={"dialogue": dialogues[0]}, headers=good).status_code == 200
+    assert auth_client.get("/metrics", headers=good).status_code == 200
+
+
+def test_auth_on_leaves_the_page_health_and_docs_open(auth_client):
+    for path in ("/", "/health", "/docs", "/openapi.json"):
+        assert auth_client.get(path).status_code == 200, path
+    schemes = auth_client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert any(scheme["scheme"] == "bearer" for scheme in schemes.values())
+
+
+def test_auth_off_needs_no_token(client):
+    assert client.get("/v1/models").status_code == 200
+    assert client.get("/health").json()["auth"] is False
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def test_metrics_are_prometheus_text_with_the_expected_names(client, dialogues):
+    client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "a"})
+    client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "nope"})
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = response.text
+    for name in ("sumlab_http_requests_total", "sumlab_http_request_duration_seconds_bucket",
+                 "sumlab_queue_depth", "sumlab_batch_size_bucket", "sumlab_generate_duration_seconds_count",
+                 "sumlab_summaries_total", "sumlab_cancelled_total"):
+        assert f"\n{name}" in text, name
+    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="200"} 1' in text
+    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="404"} 1' in text
+    assert 'sumlab_summaries_total{model="a"} 1' in text
+    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.e+-]+$|^[a-z_]+\{[^}]*le="\+Inf"[^}]*\} [0-9.]+$')
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
+
+
+# --- the command: operator input -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("item", "needle"), [
+    ("../x=/tmp", "invalid name '../x'"),
+    ("a/b=/tmp", "invalid name"),
+    ("=/tmp", "invalid name ''"),
+    ("base=/tmp", "reserved"),
+    ("no-equals-sign", "write --adapter NAME=PATH"),
+    ("x=", "the path is empty"),
+    ("x=/no/such/adapter", "path not found"),
+])
+def test_bad_adapter_option_is_a_sumlab_error(item, needle):
+    with pytest.raises(SumlabError, match=re.escape(needle)):
+        parse_named_path(item, "--adapter")
+
+
+def test_plan_checks_paths_names_and_token_before_loading(adapters, tiny_model_dir, tmp_path, monkeypatch):
+    with pytest.raises(SumlabError, match="no adapter_config.json"):
+        plan_server(None, [f"x={tmp_path}"], [], None)
+    with pytest.raises(SumlabError, match="repeated: a"):
+        plan_server(None, [f"a={adapters['a']}"], [f"a={tiny_model_dir}"], None)
+    with pytest.raises(SumlabError, match="holds an adapter"):
+        plan_server(None, [], [f"m={adapters['a']}"], None)
+    monkeypatch.delenv("SUMLAB_TEST_TOKEN", raising=False)
+    with pytest.raises(SumlabError, match="SUMLAB_TEST_TOKEN: the environment variable is not set"):
+        read_token("SUMLAB_TEST_TOKEN")
+    monkeypatch.setenv("SUMLAB_TEST_TOKEN", "  ")
+    with pytest.raises(SumlabError, match="not set or is empty"):
+        read_token("SUMLAB_TEST_TOKEN")
+    monkeypatch.setenv("SUMLAB_TEST_TOKEN", TOKEN)
+    plan = plan_server(None, [f"a={adapters['a']}", f"b={adapters['b']}"], [], "SUMLAB_TEST_TOKEN")
+    assert plan.token == TOKEN and [entry.name for entry in plan.adapters] == ["a", "b"]
+    assert plan.model == str(tiny_model_dir), "the base the adapters were trained on"
+
+
+def test_command_registers_with_typer_and_reports_bad_input_as_sumlab_error():
+    app = typer.Typer()
+    app.command("serve")(cli_command)
+    app.command("other")(lambda: None)
+    runner = CliRunner()
+    help_text = runner.invoke(app, ["serve", "--help"], terminal_width=200).output
+    for option in ("--adapter", "--merged", "--api-key-env", "--max-body-bytes", "--no-batching", "127.0.0.1"):
+        assert option in help_text, option
+    result = runner.invoke(app, ["serve", "--adapter", "../x=/tmp"])
+    assert isinstance(result.exception, SumlabError) and "invalid name" in str(result.exception)
+    result = runner.invoke(app, ["serve", "--api-key-env", "SUMLAB_SURELY_UNSET_VARIABLE"])
+    assert isinstance(result.exception, SumlabError)
+
+
+# --- the load test, as a short smoke -------------------------------------------------------------
+
+@pytest.mark.slow
+def test_load_benchmark_smoke(tmp_path, dialogsum_dir):
+    """benchmarks/serve_load.py end to end, briefly: real server processes, zero errors, faults spare others."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "serve_load.json"
+    command = [sys.executable, "benchmarks/serve_load.py", "--seconds", "2", "--fault-seconds", "2", "--clients", "8",
+               "--malformed", "12", "--out", str(out)]
+    finished = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["checks"]["zero_errors"] and result["checks"]["faults_spare_other_clients"]
+    assert result["checks"]["malformed_get_only_4xx"] and result["checks"]["rss_growth_under_10_percent"] is None
+    assert result["arms"]["batching"]["requests"] > 0 and result["faults"]["leavers"]["leavers"]["requests"] > 0
