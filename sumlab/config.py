@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sumlab.errors import SumlabError
 
@@ -19,6 +19,21 @@ DEFAULT_MODEL = "google/flan-t5-base"
 
 PeftMethod = Literal["full", "lora", "dora", "ia3", "prefix", "prompt", "qlora"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def validate_name(name: str) -> str:
+    """Check that ``name`` can safely become a file or directory name (no separators, no ``..``)."""
+    if not name or len(name) > 64 or set(name) - _NAME_CHARS or name.startswith("."):
+        raise ValueError(
+            f"invalid name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )
+    return name
+
+
+SafeName = Annotated[str, AfterValidator(validate_name)]
 
 
 class StrictModel(BaseModel):
@@ -149,7 +164,7 @@ class GenerationSettings(StrictModel):
 class TrainConfig(StrictModel):
     """Everything ``sumlab train`` needs."""
 
-    name: str = "run"
+    name: SafeName = "run"
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     prompt: PromptConfig = PromptConfig()
@@ -157,23 +172,6 @@ class TrainConfig(StrictModel):
     train: TrainSettings = TrainSettings()
     generation: GenerationSettings = GenerationSettings()
     output_dir: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_safe(cls, value: str) -> str:
-        return validate_name(value)
-
-
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
-
-def validate_name(name: str) -> str:
-    """Check that ``name`` can safely become a file or directory name (no separators, no ``..``)."""
-    if not name or len(name) > 64 or set(name) - _NAME_CHARS or name.startswith("."):
-        raise ValueError(
-            f"invalid name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
-        )
-    return name
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -278,17 +276,12 @@ class EvalSettings(StrictModel):
 class ModelEntry(StrictModel):
     """One model of an experiment: the zero-shot base, one trained here, or an existing checkpoint/adapter."""
 
-    name: str
+    name: SafeName
     kind: Literal["zero_shot", "train", "pretrained"] = "train"
     label: str | None = None
     peft: PeftSettings | None = None
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train settings")
     path: str | None = Field(default=None, description="for pretrained: a model, adapter or run directory")
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_safe(cls, value: str) -> str:
-        return validate_name(value)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> ModelEntry:
@@ -310,7 +303,7 @@ class ModelEntry(StrictModel):
 class ExperimentConfig(StrictModel):
     """Everything ``sumlab run`` needs: a base model, data, and the models to compare on it."""
 
-    name: str = "experiment"
+    name: SafeName = "experiment"
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     prompt: PromptConfig = PromptConfig()
@@ -326,11 +319,6 @@ class ExperimentConfig(StrictModel):
         min_length=1,
     )
     output_dir: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_safe(cls, value: str) -> str:
-        return validate_name(value)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentConfig:
