@@ -188,6 +188,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, dict):  # "Summary: {dialogue}" reads as a mapping; set sections key by key instead
+        value = raw
     return key.strip().split("."), value
 
 

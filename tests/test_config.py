@@ -1,0 +1,210 @@
+"""Tests for sumlab.config: strict YAML loading, --set overrides, clear errors, safe names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sumlab.config import (
+    GenerationSettings,
+    PeftSettings,
+    TrainConfig,
+    apply_overrides,
+    load_config,
+    parse_override,
+    to_yaml,
+    validate_name,
+)
+from sumlab.errors import SumlabError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_of(call, *args, **kwargs) -> str:
+    with pytest.raises(SumlabError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_defaults_without_a_file_are_the_labs():
+    config = load_config(TrainConfig, None)
+    assert config.model.name_or_path == "google/flan-t5-base"
+    assert (config.peft.r, config.peft.alpha, config.peft.targets) == (32, 32, ["q", "v"])
+    assert config.peft.method == "full"
+
+
+def test_yaml_values_reach_the_typed_config(tmp_path):
+    path = write(
+        tmp_path / "run.yaml",
+        "name: lora-r8\npeft:\n  method: lora\n  r: 8\ntrain:\n  learning_rate: 1e-4\n  max_steps: 5\n",
+    )
+    config = load_config(TrainConfig, path)
+    assert config.name == "lora-r8"
+    assert (config.peft.method, config.peft.r) == ("lora", 8)
+    assert config.train.learning_rate == pytest.approx(1e-4)  # YAML 1.1 reads 1e-4 as a string; pydantic converts
+    assert isinstance(config.train.learning_rate, float)
+    assert config.train.max_steps == 5
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    config = load_config(TrainConfig, None, ["name=x1", "peft.method=dora", "peft.targets=[q,k,v]", "train.max_steps=3"])
+    reloaded = load_config(TrainConfig, write(tmp_path / "resolved.yaml", to_yaml(config)))
+    assert reloaded == config
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("lerning_rate: 1\n", "lerning_rate"),
+        ("train:\n  lerning_rate: 0.1\n", "train.lerning_rate"),
+        ("peft:\n  rank: 8\n", "peft.rank"),
+    ],
+)
+def test_unknown_key_is_named_with_the_file(tmp_path, text, key):
+    path = write(tmp_path / "bad.yaml", text)
+    message = error_of(load_config, TrainConfig, path)
+    assert f"unknown key '{key}'" in message
+    assert str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ("train.max_steps=ten", "train.max_steps", "integer"),
+        ("train.learning_rate=-0.001", "train.learning_rate", "greater than 0"),
+        ("train.learning_rate=0", "train.learning_rate", "greater than 0"),
+        ("peft.r=0", "peft.r", "greater than 0"),
+        ("peft.r=-4", "peft.r", "greater than 0"),
+        ("peft.method=loraa", "peft.method", "lora"),
+        ("peft.targets=[]", "peft.targets", "at least 1"),
+        ("train=3", "train", "dictionary"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_problem(override, key, words):
+    message = error_of(load_config, TrainConfig, None, [override])
+    assert message.startswith(f"config: {key}: ")
+    assert words in message
+
+
+def test_wrong_type_in_a_file(tmp_path):
+    path = write(tmp_path / "bad.yaml", "generation:\n  num_beams: many\n")
+    message = error_of(load_config, TrainConfig, path)
+    assert f"{path}: generation.num_beams:" in message
+
+
+def test_several_problems_are_counted():
+    message = error_of(load_config, TrainConfig, None, ["peft.r=0", "peft.alpha=0"])
+    assert "and 1 more problem" in message
+
+
+def test_invalid_yaml_gives_file_and_line(tmp_path):
+    path = write(tmp_path / "broken.yaml", "name: x\npeft:\n  r: 8\n  targets: [q, v\ntrain:\n  max_steps: 1\n")
+    message = error_of(load_config, TrainConfig, path)
+    assert message.startswith(f"{path}:5: invalid YAML")  # where the unclosed list is noticed
+    path = write(tmp_path / "tabs.yaml", "name: x\n\tpeft: 1\n")
+    assert error_of(load_config, TrainConfig, path).startswith(f"{path}:2: invalid YAML")
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    assert "mapping" in error_of(load_config, TrainConfig, write(tmp_path / "list.yaml", "- a\n- b\n"))
+
+
+def test_empty_yaml_means_defaults(tmp_path):
+    assert load_config(TrainConfig, write(tmp_path / "empty.yaml", "")) == load_config(TrainConfig, None)
+
+
+def test_missing_config_file(tmp_path):
+    message = error_of(load_config, TrainConfig, tmp_path / "nope.yaml")
+    assert "config file not found" in message
+    assert "nope.yaml" in message
+
+
+# ---------------------------------------------------------------- overrides
+
+
+@pytest.mark.parametrize(
+    ("item", "path", "value"),
+    [
+        ("train.max_steps=10", ["train", "max_steps"], 10),
+        ("train.learning_rate=0.0003", ["train", "learning_rate"], 0.0003),
+        ("train.mlflow=true", ["train", "mlflow"], True),
+        ("train.tensorboard=false", ["train", "tensorboard"], False),
+        ("peft.targets=[q, k, v]", ["peft", "targets"], ["q", "k", "v"]),
+        ("train.eval_steps=null", ["train", "eval_steps"], None),
+        ("name=lora-r32", ["name"], "lora-r32"),
+        ("model.name_or_path=a=b", ["model", "name_or_path"], "a=b"),  # split at the first '=' only
+        ('prompt.template="Summary: {dialogue}"', ["prompt", "template"], "Summary: {dialogue}"),
+    ],
+)
+def test_override_values_are_yaml_typed(item, path, value):
+    assert parse_override(item) == (path, value)
+
+
+def test_overrides_reach_the_config_with_their_types():
+    config = load_config(
+        TrainConfig,
+        None,
+        ["train.max_steps=10", "train.learning_rate=3e-4", "train.mlflow=true", "peft.targets=[q,k,v]", "peft.dropout=0.1"],
+    )
+    assert config.train.max_steps == 10
+    assert config.train.learning_rate == pytest.approx(3e-4)
+    assert config.train.mlflow is True
+    assert config.peft.targets == ["q", "k", "v"]
+    assert config.peft.dropout == pytest.approx(0.1)
+
+
+def test_overrides_win_over_the_file_and_leave_the_input_alone(tmp_path):
+    path = write(tmp_path / "run.yaml", "peft:\n  r: 8\n  alpha: 16\n")
+    config = load_config(TrainConfig, path, ["peft.r=4"])
+    assert (config.peft.r, config.peft.alpha) == (4, 16)
+    data = {"peft": {"r": 8}}
+    assert apply_overrides(data, ["peft.r=4"]) == {"peft": {"r": 4}}
+    assert data == {"peft": {"r": 8}}
+
+
+def test_override_of_a_template_with_a_colon_keeps_the_text():
+    config = load_config(TrainConfig, None, ["prompt.template=Summary: {dialogue}"])
+    assert config.prompt.template == "Summary: {dialogue}"
+    assert load_config(TrainConfig, None, ["prompt.template={dialogue}"]).prompt.template == "{dialogue}"
+
+
+@pytest.mark.parametrize("item", ["train.max_steps", "=3", " =3", ""])
+def test_bad_override_syntax(item):
+    assert "bad override" in error_of(parse_override, item)
+
+
+def test_override_through_a_value_is_refused():
+    assert "not a section" in error_of(apply_overrides, {"name": "x"}, ["name.sub=1"])
+
+
+def test_setting_models_validate_on_their_own():
+    assert GenerationSettings(num_beams=4).num_beams == 4
+    with pytest.raises(ValueError):
+        PeftSettings(r=0)
+    with pytest.raises(ValueError):
+        GenerationSettings(max_new_tokens=0)
+
+
+# ---------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", ".hidden", "", "..", "x" * 65, "sp ace", "tab\t"])
+def test_validate_name_rejects_unsafe_names(name):
+    with pytest.raises(ValueError):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["lora-r32", "full_ft", "flan-t5-base", "run.2", "x" * 64])
+def test_validate_name_accepts_simple_names(name):
+    assert validate_name(name) == name
+
+
+def test_config_name_is_validated():
+    assert "invalid name" in error_of(load_config, TrainConfig, None, ["name=../escape"])
