@@ -6,6 +6,7 @@ Unknown keys, wrong types and impossible values are errors before anything runs.
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -80,7 +81,13 @@ class PromptConfig(StrictModel):
     @field_validator("template")
     @classmethod
     def _template_has_dialogue(cls, value: str | None) -> str | None:
-        if value is not None and "{dialogue}" not in value:
+        if value is None:
+            return value
+        try:
+            slots = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"the prompt template is malformed ({exc}); write literal braces as {{{{ and }}}}") from None
+        if "dialogue" not in slots:
             raise ValueError("the prompt template must contain {dialogue}")
         return value
 

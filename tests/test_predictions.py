@@ -1,0 +1,192 @@
+"""Tests for sumlab.predictions and sumlab.evaluation: prediction files, tables, multi-reference scoring."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from sumlab.errors import SumlabError
+from sumlab.evaluation import score_prediction_set, scores_table, scores_to_json
+from sumlab.metrics import ROUGE_KEYS
+from sumlab.predictions import PredictionSet, read_predictions, read_table, write_predictions
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"
+LAB_COLUMNS = ["original_model_summaries", "instruct_model_summaries", "peft_model_summaries"]
+
+
+@pytest.fixture
+def lab_csv() -> Path:
+    if not LAB_CSV.is_file():
+        pytest.skip(f"no shared data at {LAB_CSV}")
+    return LAB_CSV
+
+
+def sample_set() -> PredictionSet:
+    return PredictionSet(
+        ids=["test_0", "test_1"],
+        references=[["Amy greets Bob.", "They say hello.", "Bob meets Amy."], ["Tom leaves — ünïcode “quotes”."]],
+        predictions={"base": ["Amy says hi.", "Tom goes."], "lora-r32": ["Amy greets Bob.", "Tom leaves."]},
+        dialogues=["#Person1#: hi\n#Person2#: hello", '#Person1#: bye, "friend"'],
+    )
+
+
+def write_lines(path: Path, rows: list[dict | str]) -> Path:
+    lines = [row if isinstance(row, str) else json.dumps(row) for row in rows]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def row(id_: str, **predictions: str) -> dict:
+    return {"id": id_, "references": ["a reference"], "predictions": predictions}
+
+
+def error_of(call, *args, **kwargs) -> str:
+    with pytest.raises(SumlabError) as info:
+        call(*args, **kwargs)
+    return str(info.value)
+
+
+# ---------------------------------------------------------------- prediction files
+
+
+def test_write_then_read_round_trips(tmp_path):
+    original = sample_set()
+    path = tmp_path / "predictions.jsonl"
+    write_predictions(path, original)
+    assert read_predictions(path) == original
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["predictions"] == {"base": "Amy says hi.", "lora-r32": "Amy greets Bob."}
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.jsonl"]  # no temporary file left behind
+
+
+def test_reading_accepts_a_single_reference_string_and_blank_lines(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [{"id": 7, "references": "only one", "predictions": {"m": "x"}}, ""])
+    loaded = read_predictions(path)
+    assert loaded.ids == ["7"]
+    assert loaded.references == [["only one"]]
+
+
+def test_missing_keys_give_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [row("a", m="x"), "", {"id": "b", "predictions": {"m": "y"}}])
+    message = error_of(read_predictions, path)
+    assert f"{path}:3:" in message
+    assert "references" in message
+
+
+def test_malformed_json_gives_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [row("a", m="x"), "{not json"])
+    assert f"{path}:2: malformed JSON" in error_of(read_predictions, path)
+
+
+def test_model_missing_on_a_later_line_is_named_with_the_line(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [row("a", m1="x", m2="y"), row("b", m1="z")])
+    message = error_of(read_predictions, path)
+    assert f"{path}:2:" in message
+    assert "'m2'" in message
+
+
+def test_model_missing_on_an_earlier_line_is_named_with_that_line(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [row("a", m1="x"), row("b", m1="z", m2="y")])
+    message = error_of(read_predictions, path)
+    assert f"{path}:1:" in message
+    assert "'m2'" in message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "a", "references": [], "predictions": {"m": "x"}},
+        {"id": "a", "references": ["r"], "predictions": "x"},
+        {"id": "a", "references": 3, "predictions": {"m": "x"}},
+    ],
+)
+def test_bad_shapes_are_refused(tmp_path, bad):
+    path = write_lines(tmp_path / "p.jsonl", [bad])
+    assert f"{path}:1:" in error_of(read_predictions, path)
+
+
+def test_files_without_predictions_are_refused(tmp_path):
+    assert "no predictions" in error_of(read_predictions, write_lines(tmp_path / "empty.jsonl", []))
+    no_models = write_lines(tmp_path / "no-models.jsonl", [{"id": "a", "references": ["r"], "predictions": {}}])
+    assert "no predictions" in error_of(read_predictions, no_models)
+    assert "file not found" in error_of(read_predictions, tmp_path / "missing.jsonl")
+
+
+def test_prediction_set_needs_one_summary_per_dialogue():
+    message = error_of(PredictionSet, ids=["a", "b"], references=[["r"], ["s"]], predictions={"m": ["only one"]})
+    assert "'m' has 1 summaries for 2 dialogues" in message
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_read_table_on_the_lab_csv(lab_csv):
+    table = read_table(lab_csv, "human_baseline_summaries", LAB_COLUMNS)
+    with lab_csv.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(table.ids) == len(records) == 1500
+    assert table.models == LAB_COLUMNS
+    assert all(len(refs) == 1 for refs in table.references)
+    assert table.references[0] == [records[0]["human_baseline_summaries"]]
+    assert table.predictions["peft_model_summaries"][-1] == records[-1]["peft_model_summaries"]
+    assert len(set(table.ids)) == len(table.ids)
+
+
+def test_read_table_from_jsonl(tmp_path):
+    path = write_lines(tmp_path / "t.jsonl", [{"id": "x", "ref": "r1", "a": "p1"}, {"id": "y", "ref": "r2", "a": None}])
+    table = read_table(path, "ref", ["a"])
+    assert table.ids == ["x", "y"]
+    assert table.predictions == {"a": ["p1", ""]}
+
+
+def test_missing_table_columns_list_the_files_columns(lab_csv):
+    message = error_of(read_table, lab_csv, "human_baseline_summaries", ["original_model_summaries", "nope"])
+    assert "no column(s) nope" in message
+    for column in ["human_baseline_summaries", *LAB_COLUMNS]:
+        assert column in message
+
+
+def test_table_needs_a_prediction_column(lab_csv):
+    assert "no prediction columns" in error_of(read_table, lab_csv, "human_baseline_summaries", [])
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def test_multi_reference_scoring_takes_the_best_reference():
+    predictions = PredictionSet(
+        ids=["d"],
+        references=[["completely unrelated words here", "the cat sat on the mat"]],
+        predictions={"m": ["the cat sat on the mat"]},
+    )
+    best = score_prediction_set(predictions, aggregate="max")["m"]
+    averaged = score_prediction_set(predictions, aggregate="mean")["m"]
+    for key in ROUGE_KEYS:
+        assert best.summary[key].mean == pytest.approx(1.0)
+        assert averaged.summary[key].mean == pytest.approx(0.5)  # (1.0 + 0.0) / 2
+
+
+def test_scores_json_has_each_model_and_metric_with_mean_and_ci():
+    scores = score_prediction_set(sample_set(), seed=3)
+    data = scores_to_json(scores)
+    assert list(data) == ["base", "lora-r32"]
+    for metrics in data.values():
+        assert list(metrics) == list(ROUGE_KEYS)
+        for summary in metrics.values():
+            assert set(summary) == {"mean", "ci95"}
+            low, high = summary["ci95"]
+            assert low <= summary["mean"] <= high
+    json.dumps(data)  # plain JSON types only
+    assert data["lora-r32"]["rouge1"]["mean"] > data["base"]["rouge1"]["mean"]
+    assert scores_to_json(score_prediction_set(sample_set(), seed=3)) == data  # seeded: reproducible
+
+
+def test_scores_table_has_four_rows_per_model():
+    table = scores_table(score_prediction_set(sample_set()))
+    assert table.row_count == 4 * 2
+    assert "base" in table.caption
