@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -153,14 +154,17 @@ def generate(
     batch_size: BatchOpt = 16,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
 ) -> None:
-    """Summarize a dataset split and write a predictions file (one object per dialogue)."""
+    """Summarize a dataset split and write a predictions file (one object per dialogue).
+
+    Under torchrun or accelerate launch the dialogues are split across the processes; rank 0 writes the file.
+    """
     from sumlab.config import validate_name
     from sumlab.data import group_references, load_split, select_groups
-    from sumlab.generation import summarize as summarize_dialogues
+    from sumlab.distributed import is_main_process, run_on_main, summarize_distributed
     from sumlab.modeling import load_model, load_tokenizer
     from sumlab.predictions import PredictionSet, write_predictions
 
-    _refuse_overwrite(out, overwrite)
+    run_on_main(_refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
     model_name = name or Path(model.rstrip("/")).name
     try:
         validate_name(model_name)
@@ -171,7 +175,9 @@ def generate(
     config = _model_config(model, random_init, tokenizer, dtype, allow_pickle)
     loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
     settings = _generation(max_new_tokens, num_beams, batch_size)
-    summaries = summarize_dialogues(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    summaries = summarize_distributed(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    if not is_main_process():
+        return
     result = PredictionSet(
         ids=[g.id for g in groups],
         references=[list(g.references) for g in groups],
@@ -328,8 +334,11 @@ def run(
 
 
 def _print_results(root: Path, results: dict) -> None:
+    from sumlab.distributed import is_main_process
     from sumlab.report import headline
 
+    if not is_main_process():
+        return
     console.print(headline(results))
     console.print(f"report: {root / 'report.html'}")
 
@@ -387,4 +396,14 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except RuntimeError as exc:  # under torchrun: a peer died or hung (torch raises RuntimeError subclasses)
+        from sumlab.distributed import as_peer_failure
+
+        failure = as_peer_failure(exc)
+        if failure is None or _state["debug"]:
+            raise
+        print(f"error: {failure}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # the process group is broken: a normal exit runs its C++ destructors, which abort (SIGABRT)
+        os._exit(2)
 

@@ -24,9 +24,9 @@ import torch
 from sumlab.adapters import attach_adapter, resolve_adapter_dir
 from sumlab.config import ExperimentConfig, ModelConfig, ModelEntry, to_yaml
 from sumlab.data import ReferenceGroup, group_references, load_split, select_groups
+from sumlab.distributed import is_main_process, run_on_main, summarize_distributed
 from sumlab.errors import SumlabError
 from sumlab.fileio import write_json_atomic, write_text_atomic
-from sumlab.generation import summarize
 from sumlab.modeling import load_model, load_tokenizer
 from sumlab.predictions import PredictionSet, merge_prediction_sets, read_predictions, write_predictions
 from sumlab.prompts import resolve_template
@@ -80,15 +80,18 @@ def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> Exp
 
 
 def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None]) -> bool:
-    """Run ``action`` unless ``stage`` finished before; mark it finished. Returns whether it ran."""
+    """Run ``action`` unless ``stage`` finished before; mark it finished. Returns whether it ran.
+
+    With several processes, all run the action (each does its share) and rank 0 decides and marks.
+    """
     marker = paths.stage_marker(stage)
-    if marker.is_file():
+    if run_on_main(marker.is_file):
         log.info("stage %s: done before, skipped", stage)
         return False
     log.warning("stage %s: running", stage)
     started = time.perf_counter()
     action()
-    write_json_atomic(marker, {"finished": _now(), "seconds": round(time.perf_counter() - started, 3)})
+    run_on_main(write_json_atomic, marker, {"finished": _now(), "seconds": round(time.perf_counter() - started, 3)})
     return True
 
 
@@ -107,7 +110,7 @@ def train_model(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPa
     from sumlab.training import train
 
     run = paths.run(entry.name)
-    started = run.config.is_file()
+    started = run_on_main(run.config.is_file)
     train(config.train_config(entry), out_dir=run.root, resume=started, overwrite=not started)
 
 
@@ -136,11 +139,12 @@ def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: Exp
     """Summarize the evaluation dialogues with one model and write ``predictions/<name>.jsonl``."""
     model, tokenizer = load_for_generation(config, entry, paths)
     dialogues = [group.dialogue for group in groups]
-    summaries = summarize(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
-    write_predictions(paths.predictions / f"{entry.name}.jsonl", PredictionSet(
-        ids=[g.id for g in groups], references=[list(g.references) for g in groups],
-        predictions={entry.name: summaries}, dialogues=dialogues,
-    ))
+    summaries = summarize_distributed(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
+    if is_main_process():
+        write_predictions(paths.predictions / f"{entry.name}.jsonl", PredictionSet(
+            ids=[g.id for g in groups], references=[list(g.references) for g in groups],
+            predictions={entry.name: summaries}, dialogues=dialogues,
+        ))
     del model
     gc.collect()
 
@@ -205,7 +209,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
         The experiment directory and the results document.
     """
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
-    paths = prepare_experiment_dir(root, to_yaml(config), overwrite)
+    paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
     for entry in config.models:
         if entry.kind == "train":
@@ -213,7 +217,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
     for entry in config.models:
         run_stage(paths, f"generate-{entry.name}",
                   lambda entry=entry: generate_predictions(config, entry, paths, groups))
-    results = analyse(config, paths, groups)
+    results = run_on_main(analyse, config, paths, groups)  # scored once, by rank 0
     return paths.root, results
 
 

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
-from sumlab.adapters import save_model_dir
 from sumlab.config import TrainConfig, to_yaml
 from sumlab.data import load_selection
+from sumlab.distributed import (
+    check_resume_world_size, check_sharded_evaluation, distributed_state, run_on_main, save_trained_model,
+    timeout_seconds, use_cpu_backend,
+)
 from sumlab.errors import SumlabError
 from sumlab.features import LABEL_PAD, TruncationCounts, dynamic_padding_collator, tokenize_examples
 from sumlab.fileio import write_json_atomic, write_text_atomic
@@ -73,6 +75,7 @@ def check_environment(config: TrainConfig) -> None:
             "float16 is refused for T5 models: T5's activations overflow fp16's range and give NaN/inf",
             "use train.precision=bfloat16 on a GPU that supports it, or float32",
         )
+    check_sharded_evaluation(config.train)
 
 
 def build_trainable_model(config: TrainConfig):
@@ -155,6 +158,8 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
         disable_tqdm=True,
         save_only_model=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=use_cpu_backend(),  # several processes on CPUs: DDP over gloo (otherwise each would train alone)
+        ddp_timeout=timeout_seconds(),
     )
 
 
@@ -178,6 +183,26 @@ def rouge_from_predictions(eval_prediction, tokenizer) -> dict[str, float]:
     return {key: round(float(scores[key].mean()) * 100, 4) for key in ROUGE_KEYS}
 
 
+def token_mean_loss(outputs, labels, num_items_in_batch=None) -> torch.Tensor:
+    """Cross-entropy summed over a batch's target tokens and divided by the target tokens of the whole step.
+
+    The Trainer counts the tokens of the whole optimizer step (every accumulation micro-batch on every
+    process) and then multiplies the loss by the number of processes, undoing DDP's gradient averaging. So
+    the gradient is that of the mean over every token of the step, whether it is 1 process x 8 examples,
+    1 x 4 x 2 accumulation steps or 2 processes x 4. T5's own loss, a per-batch mean, ignores that count
+    while the Trainer still applies the rest: with 2 accumulation steps or 2 processes it doubled the loss
+    and the gradients. Without a count (evaluation) it is the plain token mean, as T5's.
+    """
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+    labels = labels.to(logits.device)
+    total = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=LABEL_PAD, reduction="sum"
+    )
+    if num_items_in_batch is None:
+        num_items_in_batch = labels.ne(LABEL_PAD).sum().clamp(min=1)
+    return total / num_items_in_batch
+
+
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
     """The Seq2SeqTrainer for this run, with sumlab's log, TensorBoard and early-stopping callbacks."""
     args = training_arguments(config, paths, eval_set is not None, tokenizer)
@@ -198,6 +223,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         data_collator=dynamic_padding_collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
+        compute_loss_func=token_mean_loss,
         callbacks=callbacks,
     )
 
@@ -214,23 +240,18 @@ def train(
     """
     config = resolve_config(config)
     check_environment(config)
+    state = distributed_state()  # joins the process group (when launched with several processes) before any load
     root, config_yaml = out_dir or config.output_dir or Path("runs") / config.name, to_yaml(config)
-    check_run_dir(root, config_yaml, resume=resume, overwrite=overwrite)
+    run_on_main(check_run_dir, root, config_yaml, resume=resume, overwrite=overwrite)
     template = resolve_template(config.prompt)
     tokenizer = load_tokenizer(config.model)
     set_seed(config.train.seed)  # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
     model = build_trainable_model(config)
     train_set, eval_set, truncation = build_datasets(config, tokenizer, template)
     # created only now, so that a config that fails above leaves no run directory behind
-    is_main = PartialState().is_main_process
-    paths = prepare_run_dir(root, config_yaml, resume=resume, overwrite=overwrite, is_main=is_main)
-    if is_main:
-        write_text_atomic(paths.prompt, template)
-    checkpoint = last_complete_checkpoint(paths.checkpoints) if resume else None
-    if resume and checkpoint is None:
-        log.warning("no complete checkpoint in %s: starting from the beginning", paths.checkpoints)
-    if is_main:
-        trim_log(paths.log, checkpoint_step(checkpoint))
+    # rank 0 creates the directory and the others wait for it; all resume from the checkpoint rank 0 found
+    paths = run_on_main(prepare_run_dir, root, config_yaml, resume=resume, overwrite=overwrite)
+    checkpoint = run_on_main(_prepare_resume, paths, template, resume, state.num_processes)
     trainer = build_trainer(config, model, tokenizer, train_set, eval_set, paths)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -238,14 +259,26 @@ def train(
     metrics = dict(output.metrics)
     if eval_set is not None:
         metrics.update(trainer.evaluate())
+    save_trained_model(trainer, tokenizer, paths.model)  # every rank: FSDP and DeepSpeed gather their shards
     if trainer.is_world_process_zero():
-        save_model_dir(trainer.model, tokenizer, paths.model)
         summary = run_summary(config, trainer.model, paths, wall_seconds, truncation, len(train_set))
         write_json_atomic(paths.metrics, metrics)
         write_json_atomic(paths.summary, summary)
     else:
         summary = {}
     return TrainResult(run_dir=paths.root, model_dir=paths.model, metrics=metrics, summary=summary)
+
+
+def _prepare_resume(paths: RunPaths, template: str, resume: bool, num_processes: int) -> Path | None:
+    """On rank 0: save the prompt, find the checkpoint to resume from, and trim the log back to it."""
+    write_text_atomic(paths.prompt, template)
+    checkpoint = last_complete_checkpoint(paths.checkpoints) if resume else None
+    if resume and checkpoint is None:
+        log.warning("no complete checkpoint in %s: starting from the beginning", paths.checkpoints)
+    if checkpoint is not None:
+        check_resume_world_size(checkpoint, num_processes)
+    trim_log(paths.log, checkpoint_step(checkpoint))
+    return checkpoint
 
 
 def checkpoint_step(checkpoint: Path | None) -> int:
