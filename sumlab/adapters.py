@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from sumlab.config import ModelConfig
+from sumlab.encoding import is_causal
 from sumlab.errors import SumlabError
 from sumlab.modeling import check_weight_format, load_model, load_tokenizer
 
@@ -94,13 +95,15 @@ def is_quantized(model) -> bool:
 
 
 @torch.inference_mode()
-def probe_logits(model, tokenizer) -> torch.Tensor:
-    """Logits for a fixed dialogue and a short decoder prefix: enough to compare two versions of a model."""
+def probe_logits(model, tokenizer, text: str = PROBE_TEXT, **extra) -> torch.Tensor:
+    """Logits for a fixed text (and, for a seq2seq model, a short decoder prefix): enough to compare two versions."""
     device = next(model.parameters()).device
-    inputs = tokenizer([PROBE_TEXT], return_tensors="pt").to(device)
+    inputs = tokenizer([text], return_tensors="pt").to(device)
+    if is_causal(model):
+        return model(**inputs, **extra).logits.float().cpu()
     start = model.config.decoder_start_token_id or 0
     decoder_ids = torch.tensor([[start] + inputs["input_ids"][0, :7].tolist()], device=device)
-    return model(**inputs, decoder_input_ids=decoder_ids).logits.float().cpu()
+    return model(**inputs, decoder_input_ids=decoder_ids, **extra).logits.float().cpu()
 
 
 def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = None, allow_pickle: bool = False) -> dict:

@@ -225,7 +225,10 @@ def inspect(
     allow_pickle: PickleOpt = False,
     lora_r: Annotated[Optional[int], typer.Option("--lora-r", min=1, help="add a LoRA adapter of this rank")] = None,
     lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 32,
-    lora_targets: Annotated[str, typer.Option("--lora-targets", help="comma-separated module names")] = "q,v",
+    lora_targets: Annotated[
+        Optional[str],
+        typer.Option("--lora-targets", help="comma-separated module names (default: the architecture's q and v, as the lab)"),
+    ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the counts as JSON")] = None,
 ) -> None:
     """Print the lab's parameter counts for a model, or for it with a LoRA adapter added."""
@@ -236,7 +239,7 @@ def inspect(
     config = _model_config(model, random_init, None, "float32", allow_pickle)
     loaded = load_model(config)
     if lora_r is not None:
-        targets = [target.strip() for target in lora_targets.split(",") if target.strip()]
+        targets = [target.strip() for target in (lora_targets or "").split(",") if target.strip()] or None
         loaded = add_peft(loaded, PeftSettings(method="lora", r=lora_r, alpha=lora_alpha, targets=targets))
     counts = count_parameters(loaded)
     print(counts)

@@ -19,6 +19,7 @@ DEFAULT_DATASET = "knkarthick/dialogsum"
 DEFAULT_MODEL = "google/flan-t5-base"
 
 PeftMethod = Literal["full", "lora", "dora", "ia3", "prefix", "prompt", "qlora"]
+Family = Literal["seq2seq", "causal"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 
 
@@ -100,6 +101,9 @@ class ModelConfig(StrictModel):
     tokenizer: str | None = Field(default=None, description="tokenizer id or directory, if not the model's")
     dtype: Precision = "auto"
     allow_pickle: bool = False
+    family: Literal["auto", "seq2seq", "causal"] = Field(
+        default="auto", description="encoder-decoder (T5) or decoder-only; auto reads the model's config"
+    )
 
 
 class PeftSettings(StrictModel):
@@ -109,10 +113,15 @@ class PeftSettings(StrictModel):
     r: int = Field(default=32, gt=0)
     alpha: int = Field(default=32, gt=0)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    targets: list[str] = Field(default_factory=lambda: ["q", "v"], min_length=1)
+    targets: list[str] | None = Field(
+        default=None, min_length=1,
+        description="module names to adapt; None: the architecture's query and value projections (q, v on T5, as the lab)",
+    )
     bias: Literal["none", "all", "lora_only"] = "none"
     num_virtual_tokens: int = Field(default=20, gt=0)
-    ia3_feedforward: list[str] = Field(default_factory=lambda: ["wo"])
+    ia3_feedforward: list[str] | None = Field(
+        default=None, description="IA3's feed-forward modules; None: the architecture's (wo on T5)"
+    )
 
 
 class TrainSettings(StrictModel):
@@ -291,6 +300,7 @@ class ModelEntry(StrictModel):
     peft: PeftSettings | None = None
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the experiment's train settings")
     path: str | None = Field(default=None, description="for pretrained: a model, adapter or run directory")
+    model: ModelConfig | None = Field(default=None, description="this entry's base model, if not the experiment's")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> ModelEntry:
@@ -310,7 +320,7 @@ class ModelEntry(StrictModel):
 
 
 class ExperimentConfig(StrictModel):
-    """Everything ``sumlab run`` needs: a base model, data, and the models to compare on it."""
+    """Everything ``sumlab run`` needs: a base model (or one per entry), data, and the models to compare."""
 
     name: SafeName = "experiment"
     model: ModelConfig = ModelConfig()
@@ -337,10 +347,14 @@ class ExperimentConfig(StrictModel):
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    def base_model(self, entry: ModelEntry) -> ModelConfig:
+        """The base model of one entry: its own, or the experiment's."""
+        return entry.model or self.model
+
     def train_config(self, entry: ModelEntry) -> TrainConfig:
         """The TrainConfig for one trained model of this experiment."""
         settings = build_config(TrainSettings, {**self.train.model_dump(), **entry.train}, f"models.{entry.name}.train")
         return TrainConfig(
-            name=entry.name, model=self.model, data=self.data, prompt=self.prompt,
+            name=entry.name, model=self.base_model(entry), data=self.data, prompt=self.prompt,
             peft=entry.peft or PeftSettings(), train=settings, generation=self.generation,
         )

@@ -36,7 +36,8 @@ from sumlab.adapters import save_model_dir
 from sumlab.config import GenerationSettings, TrainSettings
 from sumlab.errors import SumlabError
 from sumlab.generation import length_sorted_batches, summarize
-from sumlab.prompts import TEMPLATES, render_prompt
+from sumlab.encoding import is_causal, prompt_ids
+from sumlab.prompts import TEMPLATES
 
 TIMEOUT_ENV = "SUMLAB_DDP_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 1800  # the Trainer's ddp_timeout default; rank 0 saving an XL checkpoint takes minutes
@@ -127,7 +128,7 @@ def run_on_main(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def shard_order(tokenizer, dialogues: Sequence[str], settings: GenerationSettings, template: str,
-                rank: int, world_size: int) -> list[int]:
+                rank: int, world_size: int, causal: bool = False) -> list[int]:
     """The indices of the dialogues that process ``rank`` summarizes, in the order it should get them.
 
     The dialogues are cut into the length-sorted batches that ``summarize`` makes for one process, and the
@@ -135,8 +136,8 @@ def shard_order(tokenizer, dialogues: Sequence[str], settings: GenerationSetting
     and, handed its dialogues in this order, ``summarize`` forms exactly these batches again, with the same
     padding, so the summaries match one process's bit for bit.
     """
-    prompts = [render_prompt(template, dialogue) for dialogue in dialogues]
-    lengths = [len(ids) for ids in tokenizer(prompts, truncation=True, max_length=settings.max_source_length)["input_ids"]]
+    encoded = prompt_ids(tokenizer, template, dialogues, settings.max_source_length, causal)
+    lengths = [len(ids) for ids in encoded]
     batches = length_sorted_batches(lengths, settings.batch_size)
     return [index for batch in batches[rank::world_size] for index in batch]
 
@@ -164,7 +165,8 @@ def summarize_distributed(
         return summarize(model, tokenizer, dialogues, settings, template, progress=progress)
     from accelerate.utils import gather_object
 
-    order = shard_order(tokenizer, dialogues, settings, template, state.process_index, state.num_processes)
+    order = shard_order(tokenizer, dialogues, settings, template, state.process_index, state.num_processes,
+                        causal=is_causal(model))
     show = (progress if progress is not None else len(dialogues) >= 64) and state.is_main_process
     local = summarize(model, tokenizer, [dialogues[i] for i in order], settings, template, progress=show)
     gathered = gather_object(list(zip(order, local)))  # every rank's (index, summary) pairs, rank by rank

@@ -116,7 +116,7 @@ def train_model(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPa
 
 def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths):
     """A fresh model and tokenizer for ``entry``: the base, a trained run, or a given checkpoint/adapter."""
-    base_config = config.model
+    base_config = config.base_model(entry)
     if entry.kind == "zero_shot":
         return load_model(base_config), load_tokenizer(base_config)
     source = paths.run(entry.name).model if entry.kind == "train" else _model_dir(Path(entry.path))
@@ -149,9 +149,10 @@ def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: Exp
     gc.collect()
 
 
-def model_info(entry: ModelEntry, paths: ExperimentPaths) -> dict:
+def model_info(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths) -> dict:
     """Kind, method, label, cost and training log of one model, for the report."""
-    info = {"kind": entry.kind, "method": entry.method, "label": entry.label or entry.name, "cost": None, "log": []}
+    info = {"kind": entry.kind, "method": entry.method, "label": entry.label or entry.name, "cost": None, "log": [],
+            "base_model": _describe_base(config.base_model(entry))}
     run = paths.run(entry.name)
     if entry.kind == "train" and run.summary.is_file():
         summary = json.loads(run.summary.read_text(encoding="utf-8"))
@@ -177,7 +178,7 @@ def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], pat
     stage_seconds = [json.loads(p.read_text())["seconds"] for p in paths.stages.glob("*.json")]
     references = sum(len(g.references) for g in groups)
     return {
-        "base_model": config.model.name_or_path + (" (random init)" if config.model.random_init else ""),
+        "base_model": ", ".join(dict.fromkeys(_describe_base(config.base_model(entry)) for entry in config.models)),
         "dataset": config.data.source,
         "splits": {which: _selection_size(config, which) for which in ("train", "validation")},
         "eval": {
@@ -192,6 +193,10 @@ def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], pat
                      "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "wall_seconds": round(sum(stage_seconds), 1),
     }
+
+
+def _describe_base(model: ModelConfig) -> str:
+    return model.name_or_path + (" (random init)" if model.random_init else "")
 
 
 def _selection_size(config: ExperimentConfig, which: str) -> int | None:
@@ -231,7 +236,7 @@ def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[Refer
     results = build_results(
         predictions, scores, config.eval, name=config.name,
         setup=experiment_setup(config, groups, paths),
-        models_info={entry.name: model_info(entry, paths) for entry in config.models},
+        models_info={entry.name: model_info(config, entry, paths) for entry in config.models},
     )
     results["created"] = _now()
     write_json_atomic(paths.results, results)

@@ -9,7 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 from sumlab.config import GenerationSettings
-from sumlab.prompts import TEMPLATES, render_prompt
+from sumlab.encoding import is_causal, prompt_ids
+from sumlab.prompts import TEMPLATES
 
 PROGRESS_THRESHOLD = 64  # show a progress bar from this many dialogues on
 
@@ -23,14 +24,24 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def generation_kwargs(settings: GenerationSettings, tokenizer) -> dict:
+def stop_token_ids(model, tokenizer) -> int | list[int] | None:
+    """The tokenizer's EOS, plus (for a causal model) those its generation config names, e.g. an end-of-turn token."""
+    if model is None or not is_causal(model):
+        return tokenizer.eos_token_id
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = configured if isinstance(configured, list) else [configured]
+    ids = [tokenizer.eos_token_id, *configured]
+    return sorted({token for token in ids if token is not None}) or None
+
+
+def generation_kwargs(settings: GenerationSettings, tokenizer, model=None) -> dict:
     """Keyword arguments for ``model.generate``: greedy or beam search, never sampling."""
     kwargs = {
         "max_new_tokens": settings.max_new_tokens,
         "num_beams": settings.num_beams,
         "do_sample": False,
         "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": stop_token_ids(model, tokenizer),
     }
     if settings.num_beams > 1:
         kwargs["length_penalty"] = settings.length_penalty
@@ -53,7 +64,7 @@ def summarize(
     """Summarize each dialogue with ``model``; the result is in the order of ``dialogues``.
 
     Args:
-        model: a seq2seq model (plain or PEFT-wrapped), on the device it should run on.
+        model: a seq2seq or causal model (plain or PEFT-wrapped), on the device it should run on.
         tokenizer: its tokenizer.
         dialogues: the dialogues, each filled into ``template``.
         settings: decoding settings (defaults: greedy, 200 new tokens, batches of 16).
@@ -62,25 +73,40 @@ def summarize(
     settings = settings or GenerationSettings()
     if not dialogues:
         return []  # a tokenizer fails on an empty batch
-    prompts = [render_prompt(template, dialogue) for dialogue in dialogues]
-    encoded = tokenizer(prompts, truncation=True, max_length=settings.max_source_length)["input_ids"]
+    encoded = prompt_ids(tokenizer, template, dialogues, settings.max_source_length, is_causal(model))
     batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
-    show = progress if progress is not None else len(prompts) >= PROGRESS_THRESHOLD
-    device = next(model.parameters()).device
-    kwargs = generation_kwargs(settings, tokenizer)
+    show = progress if progress is not None else len(dialogues) >= PROGRESS_THRESHOLD
     was_training = model.training
     model.eval()
-    summaries: list[str] = [""] * len(prompts)
+    summaries: list[str] = [""] * len(dialogues)
     try:
         with _prefix_in_cache(model):
             for batch in tqdm(batches, desc="generating", unit="batch", disable=not show):
-                features = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt").to(device)
-                output = model.generate(**features, **kwargs)
-                for index, text in zip(batch, tokenizer.batch_decode(output, skip_special_tokens=True)):
-                    summaries[index] = text.strip()
+                texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
+                for index, text in zip(batch, texts):
+                    summaries[index] = text
     finally:
         model.train(was_training)
     return summaries
+
+
+def generate_from_ids(model, tokenizer, batch: Sequence[Sequence[int]], settings: GenerationSettings,
+                      **extra) -> tuple[list[str], list[int]]:
+    """One ``generate`` call on a batch of prompt ids: the summaries and how many tokens each took.
+
+    A causal model's prompts are padded on the left, so that every row continues right after its prompt,
+    and its output is cut after the prompt; a seq2seq model's decoder output starts after the start token.
+    """
+    causal = is_causal(model)
+    device = next(model.parameters()).device
+    features = tokenizer.pad({"input_ids": [list(ids) for ids in batch]}, return_tensors="pt",
+                             padding_side="left" if causal else "right").to(device)
+    output = model.generate(**features, **generation_kwargs(settings, tokenizer, model), **extra)
+    generated = output[:, features["input_ids"].shape[1]:] if causal else output[:, 1:]
+    texts = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    if tokenizer.pad_token_id is None:
+        return texts, [generated.shape[1]] * len(texts)
+    return texts, (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
 
 
 @contextmanager

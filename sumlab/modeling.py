@@ -11,9 +11,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, ByT5Tokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    ByT5Tokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
-from sumlab.config import ModelConfig, PeftSettings, Precision
+from sumlab.config import Family, ModelConfig, PeftSettings, Precision
 from sumlab.errors import SumlabError
 
 log = logging.getLogger(__name__)
@@ -45,9 +53,9 @@ class ParameterCount:
 
 
 def known_architectures() -> dict[str, Path]:
-    """Bundled configs of known architectures, by hub id (e.g. ``google/flan-t5-base``)."""
+    """Bundled configs of known architectures, by hub id (``google--flan-t5-base.json`` is ``google/flan-t5-base``)."""
     folder = resources.files("sumlab") / "architectures"
-    return {f"google/{entry.name.removesuffix('.json')}": Path(str(entry)) for entry in folder.iterdir()
+    return {entry.name.removesuffix(".json").replace("--", "/", 1): Path(str(entry)) for entry in folder.iterdir()
             if entry.name.endswith(".json")}
 
 
@@ -123,31 +131,65 @@ def load_tokenizer(config: ModelConfig):
         return ByT5Tokenizer()
     _check_local_exists(source, "tokenizer")
     try:
-        return AutoTokenizer.from_pretrained(_expand(source), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(_expand(source), trust_remote_code=False)
     except OSError as exc:
         raise SumlabError(f"could not load the tokenizer {source!r}: {_first_line(exc)}", _hub_hint(source)) from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 and Llama tokenizers have none; padding is masked anyway
+    return tokenizer
+
+
+def family_of(hf_config: PretrainedConfig, requested: str = "auto") -> Family:
+    """``seq2seq`` for an encoder-decoder config, ``causal`` for a decoder-only one, unless ``requested`` says."""
+    if requested != "auto":
+        return requested  # type: ignore[return-value]
+    return "seq2seq" if getattr(hf_config, "is_encoder_decoder", False) else "causal"
+
+
+def model_family(config: ModelConfig) -> Family:
+    """The family of ``config``'s model, read from its config alone (no weights are loaded)."""
+    if config.family != "auto":
+        return config.family
+    return family_of(architecture_config(config.name_or_path))
+
+
+def architecture_config(name_or_path: str) -> PretrainedConfig:
+    """The transformers config of a model: a bundled architecture, a local directory or a hub id."""
+    architectures = known_architectures()
+    if name_or_path in architectures:
+        return AutoConfig.for_model(**json.loads(architectures[name_or_path].read_text()))
+    _check_local_exists(name_or_path, "model")
+    try:
+        return AutoConfig.from_pretrained(_expand(name_or_path), trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise SumlabError(f"could not read the config of {name_or_path!r}: {_first_line(exc)}", _hub_hint(name_or_path)) from None
+
+
+def auto_model_class(family: Family):
+    return AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
 
 
 def load_model(config: ModelConfig, device: torch.device | None = None) -> PreTrainedModel:
     """Load the seq2seq model of ``config`` (or build it at random init), in its dtype, on ``device``."""
     if config.random_init:
-        model = build_random_model(config.name_or_path)
+        model = build_random_model(config.name_or_path, family=config.family)
         model = model.to(resolve_dtype(config.dtype, model.config.model_type))
     else:
-        model = load_pretrained(config.name_or_path, config.dtype, config.allow_pickle)
+        model = load_pretrained(config.name_or_path, config.dtype, config.allow_pickle, family=config.family)
     return model.to(device or pick_device())
 
 
-def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool = False) -> PreTrainedModel:
-    """``from_pretrained`` with safetensors by default and never remote code."""
+def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool = False,
+                    family: str = "auto") -> PreTrainedModel:
+    """``from_pretrained`` (seq2seq or causal) with safetensors by default and never remote code."""
     _check_local_exists(name_or_path, "model")
     source = _expand(name_or_path)
     if is_local(name_or_path):
         check_weight_format(Path(source), allow_pickle)
     try:
-        model_type = AutoConfig.from_pretrained(source, trust_remote_code=False).model_type
-        dtype = resolve_dtype(precision, model_type)
-        model = AutoModelForSeq2SeqLM.from_pretrained(
+        hf_config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        dtype = resolve_dtype(precision, hf_config.model_type)
+        model = auto_model_class(family_of(hf_config, family)).from_pretrained(
             source, dtype=dtype, use_safetensors=None if allow_pickle else True, trust_remote_code=False
         )
     except SumlabError:
@@ -166,8 +208,8 @@ def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool 
     return model
 
 
-def build_random_model(name_or_path: str, seed: int = 0) -> PreTrainedModel:
-    """A randomly initialised model with the architecture of ``name_or_path``.
+def build_random_model(name_or_path: str, seed: int = 0, family: str = "auto") -> PreTrainedModel:
+    """A randomly initialised model (seq2seq or causal) with the architecture of ``name_or_path``.
 
     Known hub ids use the bundled configs (offline); a local directory's config.json is used as is.
     """
@@ -185,7 +227,7 @@ def build_random_model(name_or_path: str, seed: int = 0) -> PreTrainedModel:
             f"use one of {known}, or a local directory with a config.json",
         )
     torch.manual_seed(seed)
-    model = AutoModelForSeq2SeqLM.from_config(model_config)
+    model = auto_model_class(family_of(model_config, family)).from_config(model_config)
     if config_dict.get("tie_word_embeddings") is False:
         untie_lm_head(model)
     return model

@@ -13,11 +13,13 @@ def load_4bit_model(config: ModelConfig):
     if not torch.cuda.is_available():
         raise SumlabError("4-bit loading needs a CUDA GPU", "use method lora on this machine")
     try:
-        from transformers import AutoModelForSeq2SeqLM, BitsAndBytesConfig
+        from transformers import BitsAndBytesConfig
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise SumlabError("qlora needs the bitsandbytes package", "pip install bitsandbytes") from None
     from peft import prepare_model_for_kbit_training
+
+    from sumlab.modeling import auto_model_class, model_family, resolve_bundled
 
     if config.random_init:
         raise SumlabError("qlora quantizes pretrained weights; random init makes no sense here", "use lora")
@@ -27,7 +29,7 @@ def load_4bit_model(config: ModelConfig):
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
-    model = AutoModelForSeq2SeqLM.from_pretrained(
-        config.name_or_path, quantization_config=quantization, use_safetensors=True, trust_remote_code=False
+    model = auto_model_class(model_family(config)).from_pretrained(
+        resolve_bundled(config.name_or_path), quantization_config=quantization, use_safetensors=True, trust_remote_code=False
     )
     return prepare_model_for_kbit_training(model)

@@ -82,7 +82,8 @@ def build_results(
     """The results document that the report, ``results.json`` and ``sumlab compare`` share.
 
     Args:
-        models_info: per model, its ``kind``, ``method``, ``label``, ``cost`` (or None) and training ``log``.
+        models_info: per model, its ``kind``, ``method``, ``label``, ``base_model``, ``cost`` (or None) and
+            training ``log``.
     """
     baseline = next(iter(scores))
     models = {}
@@ -92,6 +93,7 @@ def build_results(
             "kind": info.get("kind", "pretrained"),
             "method": info.get("method"),
             "label": info.get("label") or model_name,
+            "base_model": info.get("base_model"),
             "scores": model_scores.to_json(),
             "improvement": {k: round(v, 4) for k, v in improvement(model_scores.summary, scores[baseline].summary).items()},
             "cost": info.get("cost"),

@@ -23,16 +23,18 @@ from sumlab.distributed import (
     check_resume_world_size, check_sharded_evaluation, distributed_state, run_on_main, save_trained_model,
     timeout_seconds, use_cpu_backend,
 )
+from sumlab.encoding import is_causal
 from sumlab.errors import SumlabError
 from sumlab.features import LABEL_PAD, TruncationCounts, dynamic_padding_collator, tokenize_examples
 from sumlab.fileio import write_json_atomic, write_text_atomic
 from sumlab.generation import generation_kwargs
 from sumlab.metrics import ROUGE_KEYS, rouge_per_example
-from sumlab.modeling import add_peft, count_parameters, load_model, load_tokenizer, size_on_disk
+from sumlab.modeling import add_peft, count_parameters, load_model, load_tokenizer, model_family, size_on_disk
 from sumlab.prompts import resolve_template
 from sumlab.run_dir import RunPaths, check_run_dir, last_complete_checkpoint, prepare_run_dir, trim_log
 from sumlab.resources import peak_memory
 from sumlab.train_callbacks import JsonlLogCallback, tensorboard_callback
+from sumlab.tracking import mlflow_callback
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,11 @@ def check_environment(config: TrainConfig) -> None:
             "use train.precision=bfloat16 on a GPU that supports it, or float32",
         )
     check_sharded_evaluation(config.train)
+    if config.train.eval_rouge and model_family(config.model) == "causal":
+        raise SumlabError(
+            "train.eval_rouge=true is for seq2seq models: a causal model's evaluation batches hold the summaries",
+            "set train.eval_rouge=false (the evaluation loss still runs) and score ROUGE after training with sumlab run",
+        )
 
 
 def build_trainable_model(config: TrainConfig):
@@ -89,13 +96,15 @@ def build_trainable_model(config: TrainConfig):
     return add_peft(base, config.peft)
 
 
-def build_datasets(config: TrainConfig, tokenizer, template: str) -> tuple[Dataset, Dataset | None, dict]:
-    """Tokenized train and validation sets, and how many examples were truncated in each."""
+def build_datasets(config: TrainConfig, tokenizer, template: str,
+                   causal: bool = False) -> tuple[Dataset, Dataset | None, dict]:
+    """Tokenized train and validation sets (for a seq2seq or a causal model), and how many were truncated."""
     train_settings = config.train
     tokenize = functools.partial(
         tokenize_examples,
         tokenizer=tokenizer,
         template=template,
+        causal=causal,
         max_source_length=train_settings.max_source_length,
         max_target_length=train_settings.max_target_length,
     )
@@ -169,7 +178,7 @@ def set_generation_defaults(model, settings, tokenizer) -> None:
     The settings go on the underlying model's generation config, which a PEFT wrapper delegates to.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    base.generation_config.update(**generation_kwargs(settings, tokenizer))
+    base.generation_config.update(**generation_kwargs(settings, tokenizer, base))
 
 
 def rouge_from_predictions(eval_prediction, tokenizer) -> dict[str, float]:
@@ -183,7 +192,7 @@ def rouge_from_predictions(eval_prediction, tokenizer) -> dict[str, float]:
     return {key: round(float(scores[key].mean()) * 100, 4) for key in ROUGE_KEYS}
 
 
-def token_mean_loss(outputs, labels, num_items_in_batch=None) -> torch.Tensor:
+def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = False) -> torch.Tensor:
     """Cross-entropy summed over a batch's target tokens and divided by the target tokens of the whole step.
 
     The Trainer counts the tokens of the whole optimizer step (every accumulation micro-batch on every
@@ -192,9 +201,13 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None) -> torch.Tensor:
     1 x 4 x 2 accumulation steps or 2 processes x 4. T5's own loss, a per-batch mean, ignores that count
     while the Trainer still applies the rest: with 2 accumulation steps or 2 processes it doubled the loss
     and the gradients. Without a count (evaluation) it is the plain token mean, as T5's.
+
+    A causal model's logits at position t predict token t + 1, so its labels are shifted by one first.
     """
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
     labels = labels.to(logits.device)
+    if causal:
+        logits, labels = logits[:, :-1], labels[:, 1:]
     total = torch.nn.functional.cross_entropy(
         logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=LABEL_PAD, reduction="sum"
     )
@@ -211,7 +224,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
     if config.train.tensorboard:
         callbacks.append(tensorboard_callback(paths.tensorboard))
     if config.train.mlflow:
-        callbacks.append(_mlflow_callback(config, paths))
+        callbacks.append(mlflow_callback(config, paths))
     if config.train.early_stopping_patience and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience))
     compute_metrics = functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
@@ -223,7 +236,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         data_collator=dynamic_padding_collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        compute_loss_func=token_mean_loss,
+        compute_loss_func=functools.partial(token_mean_loss, causal=is_causal(model)),
         callbacks=callbacks,
     )
 
@@ -247,7 +260,7 @@ def train(
     tokenizer = load_tokenizer(config.model)
     set_seed(config.train.seed)  # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
     model = build_trainable_model(config)
-    train_set, eval_set, truncation = build_datasets(config, tokenizer, template)
+    train_set, eval_set, truncation = build_datasets(config, tokenizer, template, causal=is_causal(model))
     # created only now, so that a config that fails above leaves no run directory behind
     # rank 0 creates the directory and the others wait for it; all resume from the checkpoint rank 0 found
     paths = run_on_main(prepare_run_dir, root, config_yaml, resume=resume, overwrite=overwrite)
@@ -311,17 +324,3 @@ def _bf16_available() -> bool:
 
 def _use_bf16(precision: str) -> bool:
     return precision == "bfloat16" or (precision == "auto" and _bf16_available())
-
-
-def _mlflow_callback(config: TrainConfig, paths: RunPaths):
-    import os
-
-    try:
-        from transformers.integrations import MLflowCallback
-        import mlflow  # noqa: F401
-    except ImportError:
-        raise SumlabError("train.mlflow=true needs the mlflow package", "pip install mlflow, or set train.mlflow=false") from None
-    default_store = os.environ.get("MLFLOW_TRACKING_URI") or (paths.root / "mlruns").resolve().as_uri()
-    os.environ["MLFLOW_TRACKING_URI"] = config.train.mlflow_tracking_uri or default_store
-    os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", config.name)
-    return MLflowCallback()

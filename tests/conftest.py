@@ -59,3 +59,46 @@ def tiny_model(tiny_model_dir):
 
     config = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32")
     return load_model(config), load_tokenizer(config)
+
+
+@pytest.fixture(scope="session")
+def causal_tokenizer(dialogsum_dir):
+    """A byte-level BPE tokenizer for the tiny causal models: <s> first, </s> the EOS, no chat template."""
+    from sumlab.tiny import train_tokenizer
+
+    rows = read_jsonl(dialogsum_dir / "validation.jsonl")
+    return train_tokenizer([row["dialogue"] for row in rows] + [row["summary"] for row in rows], 800, causal=True)
+
+
+def _save_causal(directory: Path, model, tokenizer) -> Path:
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
+    """A tiny Llama (random init) and its tokenizer, saved to disk."""
+    from sumlab.tiny import build_tiny_llama
+
+    return _save_causal(tmp_path_factory.mktemp("tiny-llama"), build_tiny_llama(len(causal_tokenizer)), causal_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, causal_tokenizer) -> Path:
+    """A tiny GPT-2 (random init) and its tokenizer, saved to disk."""
+    from sumlab.tiny import build_tiny_gpt2
+
+    return _save_causal(tmp_path_factory.mktemp("tiny-gpt2"), build_tiny_gpt2(len(causal_tokenizer)), causal_tokenizer)
+
+
+SLOWEST_FILES = ("test_demo.py", "test_notebook.py")  # minutes each: started first, so that with
+# pytest-xdist (-n 2 --dist loadfile) one worker runs them while the other runs everything else
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
+
+    items.sort(key=rank)  # stable: the order within each group stays as collected

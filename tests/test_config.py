@@ -36,8 +36,14 @@ def error_of(call, *args, **kwargs) -> str:
 def test_defaults_without_a_file_are_the_labs():
     config = load_config(TrainConfig, None)
     assert config.model.name_or_path == "google/flan-t5-base"
-    assert (config.peft.r, config.peft.alpha, config.peft.targets) == (32, 32, ["q", "v"])
+    assert (config.peft.r, config.peft.alpha, config.peft.targets) == (32, 32, None)
     assert config.peft.method == "full"
+    # no targets: the architecture's query and value projections, which on T5 are the lab's q and v
+    from sumlab.modeling import build_random_model
+    from sumlab.peft_methods import build_peft_config
+
+    lora = config.peft.model_copy(update={"method": "lora"})
+    assert set(build_peft_config(lora, build_random_model("google/flan-t5-small")).target_modules) == {"q", "v"}
 
 
 def test_yaml_values_reach_the_typed_config(tmp_path):

@@ -6,6 +6,8 @@ between models are shown in ROUGE points, i.e. the fraction times 100 (+18.81).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 DASH = "—"
 SIGNIFICANCE_LEVEL = 0.05
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
@@ -23,8 +25,13 @@ def test_name(method: str | None) -> str:
 
 
 def model_label(results: dict, key: str) -> str:
-    """A model's human label, falling back to its key (also for keys not among the models)."""
-    return (results["models"].get(key) or {}).get("label") or key
+    """A model's human label, falling back to its key; with several base models, its base's name too."""
+    model = results["models"].get(key) or {}
+    label = model.get("label") or key
+    bases = {other.get("base_model") for other in results["models"].values()} - {None}
+    if len(bases) > 1 and model.get("base_model"):
+        return f"{label} · {Path(model['base_model'].removesuffix(' (random init)')).name}"
+    return label
 
 
 def metric_keys(results: dict) -> list[str]:

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from sumlab.adapters import adapter_base_model, attach_adapter, resolve_adapter_dir
+from sumlab.adapters import adapter_base_model, attach_adapter, probe_logits, resolve_adapter_dir
 from sumlab.config import GenerationSettings, ModelConfig, validate_name
 from sumlab.errors import SumlabError
-from sumlab.generation import _prefix_in_cache, generation_kwargs
+from sumlab.encoding import is_causal, prompt_ids
+from sumlab.generation import _prefix_in_cache, generate_from_ids
 from sumlab.modeling import load_model, load_tokenizer
 from sumlab.prompts import TEMPLATES, check_template
 from sumlab.serve.schemas import BASE_MODEL_NAME
@@ -130,21 +131,14 @@ class ModelRunner:
             adapter_names: one PEFT adapter per prompt (``__base__`` for none), for mixed LoRA batches.
             should_stop: checked after each token; once true, the call ends early (its summaries are cut short).
         """
-        tokenizer = self.tokenizer
-        encoded = tokenizer(list(prompts), truncation=True, max_length=settings.max_source_length)["input_ids"]
-        features = tokenizer.pad({"input_ids": encoded}, return_tensors="pt").to(self.device)
+        # the prompts are already filled in: "{dialogue}" passes each through (a causal model adds its chat format)
+        encoded = prompt_ids(self.tokenizer, "{dialogue}", prompts, settings.max_source_length, is_causal(self.module))
         routing = {"adapter_names": list(adapter_names)} if adapter_names is not None else {}
         if should_stop is not None:
             routing["stopping_criteria"] = StoppingCriteriaList([StopWhen(should_stop)])
         with _prefix_in_cache(self.module):
-            output = self.module.generate(**features, **generation_kwargs(settings, tokenizer), **routing)
-        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
-        generated = output[:, 1:]  # after the decoder start token
-        if tokenizer.pad_token_id is not None:
-            output_counts = (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
-        else:
-            output_counts = [generated.shape[1]] * len(texts)
-        return [Generated(text.strip(), len(ids), int(count)) for text, ids, count in zip(texts, encoded, output_counts)]
+            texts, output_counts = generate_from_ids(self.module, self.tokenizer, encoded, settings, **routing)
+        return [Generated(text, len(ids), int(count)) for text, ids, count in zip(texts, encoded, output_counts)]
 
 
 @dataclass(frozen=True)
@@ -297,14 +291,11 @@ def _warn_other_base(adapter_dir: Path, base_name: str, name: str) -> None:
 def _mixed_batch_agrees(runner: ModelRunner, adapter: str) -> bool:
     """True when routing ``adapter`` per row (``adapter_names``) gives the logits of activating it."""
     module, tokenizer = runner.module, runner.tokenizer
-    inputs = tokenizer([PROBE_TEXT], return_tensors="pt").to(runner.device)
-    start = module.config.decoder_start_token_id or 0
-    decoder_ids = torch.tensor([[start] + inputs["input_ids"][0, :5].tolist()], device=runner.device)
     previous = module.active_adapter
     try:
-        routed = module(**inputs, decoder_input_ids=decoder_ids, adapter_names=[adapter]).logits
+        routed = probe_logits(module, tokenizer, PROBE_TEXT, adapter_names=[adapter])
         runner.activate(adapter)
-        active = module(**inputs, decoder_input_ids=decoder_ids).logits
+        active = probe_logits(module, tokenizer, PROBE_TEXT)
     except (TypeError, ValueError) as exc:
         log.warning("adapter %s can't share batches with others (%s): served one at a time", adapter, exc)
         return False
