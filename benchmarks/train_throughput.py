@@ -2,10 +2,9 @@
 
     python benchmarks/train_throughput.py --data ../shared/data/dialogsum --out benchmarks/results/train_throughput.json
 
-Every arm trains a fresh copy of the same tiny T5 (d_model 64, fixed initial weights; tokenizer trained
-on DialogSum validation text, as tests/conftest.py builds it) on the same 256 DialogSum training
-examples with batch size 8, AdamW and the same number of optimizer steps, in a plain torch loop.
-Only the features differ:
+Within a setting, every arm trains a fresh copy of the same model (the same initial weights) on the same
+256 DialogSum training examples with batch size 8, AdamW and the same number of optimizer steps, in a
+plain torch loop. Only the features differ:
 
 - ``lab``: ``lab_features`` (every source and label padded to 512, pad ids left in the labels, so the
   loss averages over pad positions too);
@@ -13,10 +12,16 @@ Only the features differ:
   sequence, label padding -100 so the loss ignores it), in the same random order as ``lab``;
 - ``sumlab_grouped``: the same, in transformers' length-grouped order (``train.group_by_length``).
 
-All truncate at 512 tokens on both sides, so all see exactly the same real tokens. Two tokenizers are
-tried: vocab 800 (the tests'; long sequences) and vocab 8000 (lengths near FLAN-T5's sentencepiece on
-DialogSum). The arms run alternately ``--repeats`` times and the median is reported. Tiny models gain
-nothing from extra threads and a busy machine makes them fight, so one thread is the default.
+All truncate at 512 tokens on both sides, so all see exactly the same real tokens. The settings:
+
+- ``sumlab-tiny-t5``: the project's bundled tiny pretrained model (d_model 128, its own tokenizer of
+  vocab 2080 and its own weights, as ``sumlab.modeling.load_model`` / ``load_tokenizer`` load it);
+- ``vocab_800`` and ``vocab_8000``: a random-init tiny T5 (d_model 64) with a byte-level BPE tokenizer
+  trained on DialogSum validation text, of vocab 800 (the tests', as tests/conftest.py builds it; long
+  sequences) and 8000 (lengths near FLAN-T5's sentencepiece on DialogSum).
+
+The arms run alternately ``--repeats`` times and the median is reported. Tiny models gain nothing from
+extra threads and a busy machine makes them fight, so one thread is the default.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ import transformers
 from transformers import default_data_collator
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from sumlab.config import ModelConfig
 from sumlab.data import load_split
 from sumlab.features import LABEL_PAD, dynamic_padding_collator, lab_features, tokenize_examples
 from sumlab.fileio import write_json_atomic
+from sumlab.modeling import load_model, load_tokenizer
 from sumlab.prompts import TEMPLATES
 from sumlab.tiny import build_tiny_t5, train_tokenizer
 
@@ -54,8 +61,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1, help="passes over the examples (steps = epochs * batches)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--vocab-sizes", type=int, nargs="+", default=[800, 8000],
-                        help="tokenizers to try: 800 is the tests' (long sequences), 8000 gives lengths near FLAN-T5's")
+    parser.add_argument("--pretrained", nargs="*", default=["sumlab-tiny-t5"],
+                        help="pretrained models to try, each with its own tokenizer and weights (default: the bundled one)")
+    parser.add_argument("--vocab-sizes", type=int, nargs="*", default=[800, 8000],
+                        help="random-init tiny T5s to try, by tokenizer: 800 is the tests' (long sequences), "
+                             "8000 gives lengths near FLAN-T5's")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -81,7 +91,7 @@ def machine_info(threads: int) -> dict:
 
 
 def build_tiny(data: Path, vocab_size: int, d_model: int, seed: int):
-    """The tokenizer (trained on DialogSum validation text) and a fresh-model factory with fixed weights."""
+    """The tokenizer (trained on DialogSum validation text), a fresh-model factory with fixed weights, and both described."""
     rows = [json.loads(line) for line in (data / "validation.jsonl").read_text(encoding="utf-8").splitlines()]
     tokenizer = train_tokenizer([r["dialogue"] for r in rows] + [r["summary"] for r in rows], vocab_size=vocab_size)
     initial = build_tiny_t5(len(tokenizer), d_model=d_model, d_ff=2 * d_model, num_layers=2, num_heads=4, seed=seed)
@@ -92,7 +102,43 @@ def build_tiny(data: Path, vocab_size: int, d_model: int, seed: int):
         model.load_state_dict(state)
         return model.train()
 
-    return tokenizer, fresh_model
+    description = {
+        "model": f"tiny T5 v1.1 (d_model {d_model}, d_ff {2 * d_model}, 2+2 layers, 4 heads, dropout 0), "
+                 f"random init, seed {seed}, {_parameters(initial)} parameters",
+        "tokenizer": f"byte-level BPE, vocab {len(tokenizer)}, trained on DialogSum validation text",
+    }
+    return tokenizer, fresh_model, description
+
+
+def build_pretrained(name: str):
+    """A pretrained model's own tokenizer, a fresh-model factory (its own weights, in float32), and both described."""
+    config = ModelConfig(name_or_path=name, dtype="float32")
+    tokenizer = load_tokenizer(config)
+    initial = load_model(config, device=torch.device("cpu"))
+    state = {key: tensor.clone() for key, tensor in initial.state_dict().items()}
+
+    def fresh_model():
+        model = load_model(config, device=torch.device("cpu"))
+        model.load_state_dict(state)
+        return model.train()
+
+    hf = initial.config
+    description = {
+        "model": f"{name}: pretrained T5 (d_model {hf.d_model}, d_ff {hf.d_ff}, {hf.num_layers}+{hf.num_decoder_layers} "
+                 f"layers, {hf.num_heads} heads, dropout {hf.dropout_rate}), its own weights, "
+                 f"{_parameters(initial)} parameters",
+        "tokenizer": f"{name}'s own ({_tokenizer_kind(tokenizer)}, vocab {len(tokenizer)})",
+    }
+    return tokenizer, fresh_model, description
+
+
+def _tokenizer_kind(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+
+
+def _parameters(model) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
 
 
 def make_batches(features: list[dict], collate, batch_size: int, order: list[int]) -> list[dict]:
@@ -141,9 +187,8 @@ def masked_loss(model, batches: list[dict]) -> float:
     return total / count
 
 
-def run_setting(args: argparse.Namespace, data: Path, vocab_size: int) -> dict:
-    """Every arm on one tokenizer: the same examples, batch size and number of optimizer steps."""
-    tokenizer, fresh_model = build_tiny(data, vocab_size, args.d_model, args.seed)
+def run_setting(args: argparse.Namespace, data: Path, label: str, tokenizer, fresh_model, description: dict) -> dict:
+    """Every arm on one model and tokenizer: the same examples, batch size and number of optimizer steps."""
     template = TEMPLATES["lab"]
     examples = load_split(str(data), "train", limit=args.examples)
     held_out = load_split(str(data), "validation", limit=64)
@@ -174,8 +219,7 @@ def run_setting(args: argparse.Namespace, data: Path, vocab_size: int) -> dict:
             elapsed, losses = train_steps(model, arms[name], args.learning_rate)
             seconds[name].append(elapsed)
             trained[name] = (model, losses)
-            print(f"vocab {vocab_size} repeat {repeat} {name}: {elapsed:.2f}s for {len(arms[name]) - 1} timed steps",
-                  flush=True)
+            print(f"{label} repeat {repeat} {name}: {elapsed:.2f}s for {len(arms[name]) - 1} timed steps", flush=True)
 
     timed_examples = (len(order) // args.batch_size - 1) * args.batch_size
     results = {}
@@ -210,7 +254,7 @@ def run_setting(args: argparse.Namespace, data: Path, vocab_size: int) -> dict:
         real_token_loss = float(initial(**masked).loss)
     lab_speed = results["lab"]["examples_per_second"]
     return {
-        "tokenizer": f"byte-level BPE, vocab {len(tokenizer)}, trained on DialogSum validation text",
+        **description,
         "mean_tokens": {"source": round(statistics.mean(lengths), 1),
                         "labels": round(statistics.mean(len(f["labels"]) for f in ours), 1)},
         "truncated_at_512": {"sources": truncation.sources, "labels": truncation.targets},
@@ -230,14 +274,17 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     data = Path(args.data)
-    settings = {f"vocab_{size}": run_setting(args, data, size) for size in args.vocab_sizes}
+    models = {name: (lambda name=name: build_pretrained(name)) for name in args.pretrained}
+    models.update({f"vocab_{size}": (lambda size=size: build_tiny(data, size, args.d_model, args.seed))
+                   for size in args.vocab_sizes})
+    settings = {label: run_setting(args, data, label, *build()) for label, build in models.items()}
     report = {
         "benchmark": "train_throughput",
         "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(args.threads),
         "setup": {
-            "model": f"tiny T5 v1.1 (d_model {args.d_model}, d_ff {2 * args.d_model}, 2+2 layers, 4 heads), "
-                     f"random init, seed {args.seed}",
+            "model": "the same model, from the same initial weights, in every arm of a setting; "
+                     "each setting's model and tokenizer are in settings.<name>.model / .tokenizer",
             "examples": args.examples,
             "batch_size": args.batch_size,
             "optimizer_steps": args.epochs * args.examples // args.batch_size,
@@ -252,6 +299,8 @@ def main() -> None:
                 "sumlab_grouped": "as sumlab, in transformers' length-grouped order (train.group_by_length=true)",
             },
         },
+        "target": "issue #3: sumlab's batching at least 4x the lab's examples/s with the tiny model "
+                  "(sumlab-tiny-t5) on CPU",
         "settings": settings,
         "loss_semantics": (
             "The lab's labels keep pad id 0, so its loss is the mean over all 512 label positions, most of them "
