@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,30 @@ def pytest_collection_modifyitems(items):
         return SLOWEST_FILES.index(name) if name in SLOWEST_FILES else len(SLOWEST_FILES)
 
     items.sort(key=rank)  # stable: the order within each group stays as collected
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium driven by selenium, one per test module; skipped without Debian's chromium packages."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = _find_binary("/usr/bin/chromium", "chromium")
+    driver_path = _find_binary("/usr/bin/chromedriver", "chromedriver")
+    if not chromium or not driver_path:
+        pytest.skip("chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_window_size(1280, 900)
+    yield driver
+    driver.quit()
+
+
+def _find_binary(preferred: str, name: str) -> str | None:
+    return preferred if Path(preferred).is_file() else shutil.which(name)

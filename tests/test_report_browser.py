@@ -6,7 +6,6 @@ Screenshots go to ``test-artifacts/`` at the repository root (git-ignored).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,13 @@ import pytest
 from sumlab.report import write_report
 from sumlab.report.sample import sample_results
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 EXAMPLES = 40
-
-
-def find_binary(preferred: str, name: str) -> str | None:
-    return preferred if Path(preferred).is_file() else shutil.which(name)
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +31,6 @@ def results() -> dict:
 def report_url(results, tmp_path_factory) -> str:
     paths = write_report(results, tmp_path_factory.mktemp("browser-report"))
     return paths["html"].resolve().as_uri()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chromium = find_binary("/usr/bin/chromium", "chromium")
-    driver_path = find_binary("/usr/bin/chromedriver", "chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_window_size(1280, 900)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture()

@@ -7,7 +7,6 @@ bearer-token auth on; phone layout. Needs Debian's ``chromium`` and ``chromium-d
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -16,9 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 uvicorn = pytest.importorskip("uvicorn")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -32,29 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 TOKEN = "browser-token-0123456789abcdef"
 LIMITS = ServeLimits(default_max_new_tokens=12, batch_wait_ms=20)
-
-
-def find_binary(preferred: str, name: str) -> str | None:
-    return preferred if Path(preferred).is_file() else shutil.which(name)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chromium = find_binary("/usr/bin/chromium", "chromium")
-    driver_path = find_binary("/usr/bin/chromedriver", "chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_window_size(1280, 900)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")
