@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sumlab.config import TrainConfig
 from sumlab.errors import SumlabError
+from sumlab.fileio import write_text_atomic
 from sumlab.run_dir import RunPaths
 
 
@@ -18,6 +19,7 @@ def mlflow_callback(config: TrainConfig, paths: RunPaths):
     ``mlflow.set_tracking_uri``. MLflow 3 opens a file store only with ``MLFLOW_ALLOW_FILE_STORE=true``
     (mlflow-skinny has no database store), which a file store gets unless the environment says otherwise.
     The run ends with training; the final evaluation that ``train`` runs afterwards is logged to the same run.
+    Its id is kept in the run directory (``mlflow_run_id``), so that ``--resume`` logs to the same MLflow run.
     """
     import contextlib
     import os
@@ -38,6 +40,9 @@ def mlflow_callback(config: TrainConfig, paths: RunPaths):
     }
     if urlparse(uri).scheme in ("", "file"):
         settings["MLFLOW_ALLOW_FILE_STORE"] = os.environ.get("MLFLOW_ALLOW_FILE_STORE") or "true"
+    run_id_file = paths.root / "mlflow_run_id"
+    if "MLFLOW_RUN_ID" not in os.environ and run_id_file.is_file():  # a resumed run: back to its MLflow run
+        settings["MLFLOW_RUN_ID"] = run_id_file.read_text(encoding="utf-8").strip()
 
     def uri_set_in_process() -> str | None:
         """The URI given to ``mlflow.set_tracking_uri`` in this process (None if none): MLflow's own API only."""
@@ -72,6 +77,7 @@ def mlflow_callback(config: TrainConfig, paths: RunPaths):
                 super().setup(args, state, model)
                 if state.is_world_process_zero and mlflow.active_run() is not None:
                     self.run_id = mlflow.active_run().info.run_id
+                    write_text_atomic(run_id_file, self.run_id)
 
         def on_log(self, args, state, control, logs, model=None, **kwargs):
             if not self._initialized:

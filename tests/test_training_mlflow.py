@@ -164,3 +164,22 @@ def test_mlflow_logs_into_a_run_the_caller_opened(tiny_model_dir, dialogsum_dir,
     assert run.info.run_id == outer.info.run_id
     check_run(client, run, result.run_dir)
     assert [metric.step for metric in client.get_metric_history(run.info.run_id, "eval_loss")] == [STEPS, STEPS]
+
+
+def test_a_resumed_run_logs_to_the_same_mlflow_run(tiny_model_dir, dialogsum_dir, tmp_path):
+    """A crash after checkpoint-4 (simulated: its later files removed), then --resume: still one MLflow run."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    config = mlflow_config(tiny_model_dir, dialogsum_dir, "mlflow-resume", save_steps=2, save_total_limit=3)
+    training.train(config, out_dir=run_dir)
+    first_id = (run_dir / "mlflow_run_id").read_text(encoding="utf-8")
+    shutil.rmtree(run_dir / "checkpoints" / f"checkpoint-{STEPS}")
+    shutil.rmtree(run_dir / "model")
+    training.train(config, out_dir=run_dir, resume=True)
+
+    client, run = read_back((run_dir / "mlruns").resolve().as_uri(), "mlflow-resume")
+    assert run.info.run_id == first_id == (run_dir / "mlflow_run_id").read_text(encoding="utf-8")
+    assert run.info.status == "FINISHED"
+    steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(steps) == [2, 4, 6, 6]  # step 6 logged by the first go and again after resuming from 4
