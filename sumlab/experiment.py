@@ -214,6 +214,9 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
         The experiment directory and the results document.
     """
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
+    for entry in config.models:  # a typo in a path fails now, not after hours of training the others
+        if entry.kind == "pretrained":
+            _model_dir(Path(entry.path))
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
     for entry in config.models:

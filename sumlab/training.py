@@ -78,10 +78,24 @@ def check_environment(config: TrainConfig) -> None:
             "use train.precision=bfloat16 on a GPU that supports it, or float32",
         )
     check_sharded_evaluation(config.train)
+    check_checkpoint_steps(config)
     if config.train.eval_rouge and model_family(config.model) == "causal":
         raise SumlabError(
             "train.eval_rouge=true is for seq2seq models: a causal model's evaluation batches hold the summaries",
             "set train.eval_rouge=false (the evaluation loss still runs) and score ROUGE after training with sumlab run",
+        )
+
+
+def check_checkpoint_steps(config: TrainConfig) -> None:
+    """Keeping the best checkpoint needs a checkpoint at every evaluation: save_steps a multiple of eval_steps."""
+    settings = config.train
+    if config.data.validation is None or not (settings.eval_steps and settings.save_steps):
+        return
+    if settings.save_steps % settings.eval_steps:
+        raise SumlabError(
+            f"train.save_steps={settings.save_steps} is not a multiple of train.eval_steps={settings.eval_steps}, "
+            "so the best checkpoint could not be kept",
+            f"set train.save_steps to a multiple of {settings.eval_steps} (or leave it unset to save at each evaluation)",
         )
 
 

@@ -339,14 +339,16 @@ def test_pretrained_without_a_path_is_a_clear_error():
         build_config(ExperimentConfig, {"models": [{"name": "mine", "kind": "pretrained"}]}, "lab.yaml")
 
 
-def test_a_missing_pretrained_path_is_a_clear_error(tmp_path, dialogsum_dir):
+def test_a_missing_pretrained_path_is_a_clear_error_before_anything_runs(tmp_path, dialogsum_dir, monkeypatch):
     config = ExperimentConfig(
         data=DataConfig(source=str(dialogsum_dir), test=SplitSelection(split="test", limit=2)),
-        models=[ModelEntry(name="mine", kind="pretrained", path=str(tmp_path / "no-such-run"))],
+        models=[ModelEntry(name="full", peft=PeftSettings(method="full")),
+                ModelEntry(name="mine", kind="pretrained", path=str(tmp_path / "no-such-run"))],
     )
+    monkeypatch.setattr(experiment_module, "train_model", lambda *args: pytest.fail("training started"))
     with pytest.raises(SumlabError, match="model path not found"):
         run_experiment(config, out_dir=tmp_path / "experiment")
-    assert not (tmp_path / "experiment" / "stages" / "generate-mine.json").exists()
+    assert not (tmp_path / "experiment").exists()
 
 
 # -- the lab's CSV --------------------------------------------------------------------------------------------------

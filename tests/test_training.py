@@ -373,10 +373,11 @@ def test_bad_values_are_refused_when_the_config_loads(config_file, override, exp
     ("peft.targets=[foo]", "target modules ['foo'] are not in the model"),
     ("peft.ia3_feedforward=[bar]", "target modules ['bar'] are not in the model"),
     ("data.source=/no/such/dialogsum", "not found"),
+    ("train.save_steps=3", "train.save_steps=3 is not a multiple of train.eval_steps=2"),
 ])
 def test_bad_configs_are_refused_before_training(config_file, override, expected, tmp_path, monkeypatch):
     method = "ia3" if "ia3" in override else "lora"
-    config = load_config(TrainConfig, config_file, [override, f"peft.method={method}"])
+    config = load_config(TrainConfig, config_file, [override, f"peft.method={method}", "train.eval_steps=2"])
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
