@@ -191,7 +191,7 @@ def _local_path(source: str) -> Path | None:
     path = Path(source).expanduser()
     if path.exists():
         return path
-    if source.startswith((".", "/", "~")) or source.lower().endswith(FILE_SUFFIXES):
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or source.lower().endswith(FILE_SUFFIXES):
         raise SumlabError(
             f"data source not found: {path}",
             "check the path; a directory must hold train/validation/test .jsonl, .json, .csv or .parquet files",
@@ -231,7 +231,8 @@ def _load_hub(source: str, split: str) -> _Table:
     except Exception as exc:  # noqa: BLE001 - the hub fails in many ways, and all need the same advice
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SumlabError(
-            f"could not load dataset '{source}' (split {split}) from the Hugging Face hub: {reason}",
+            f"could not load dataset '{source}' (split {split}) from the Hugging Face hub, and there is no local "
+            f"file or directory of that name: {reason}",
             "pass a local path instead, e.g. --set data.source=../shared/data/dialogsum",
         ) from exc
     return _Table(f"{source} [{split}]", list(dataset.column_names), dataset.to_list())

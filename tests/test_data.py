@@ -252,7 +252,7 @@ def test_hub_failure_suggests_a_local_path(monkeypatch, tmp_path):
         raise ConnectionError("Couldn't reach 'knkarthick/dialogsum' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    needles = ["knkarthick/dialogsum", "Hugging Face hub", "Couldn't reach"]
+    needles = ["knkarthick/dialogsum", "Hugging Face hub", "no local file or directory of that name", "Couldn't reach"]
     error = raises(needles, load_split, "knkarthick/dialogsum", "train")
     assert "local path" in error.hint
 
@@ -263,6 +263,7 @@ def test_hub_failure_suggests_a_local_path(monkeypatch, tmp_path):
 def test_missing_file_or_directory(tmp_path):
     raises([str(tmp_path / "nope.jsonl"), "not found"], load_split, str(tmp_path / "nope.jsonl"), "train")
     raises([str(tmp_path / "nodir"), "not found"], load_split, str(tmp_path / "nodir"), "train")
+    raises(["data/shared/dialogsum", "not found"], load_split, "data/shared/dialogsum", "train")  # a path, not a hub id
 
 
 def test_unknown_split_lists_known_splits_and_files(tmp_path):
