@@ -93,8 +93,9 @@ def tiny_gpt2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     return _save_causal(tmp_path_factory.mktemp("tiny-gpt2"), build_tiny_gpt2(len(causal_tokenizer)), causal_tokenizer)
 
 
-SLOWEST_FILES = ("test_demo.py", "test_notebook.py")  # minutes each: started first, so that with
-# pytest-xdist (-n 2 --dist loadfile) one worker runs them while the other runs everything else
+SLOWEST_FILES = ("test_demo.py", "test_notebook.py")  # minutes each: started first, so that with pytest-xdist
+# (-n 2 --dist loadfile --no-loadscope-reorder, which keeps this order) one worker runs them while the other
+# runs everything else
 
 
 def pytest_collection_modifyitems(items):

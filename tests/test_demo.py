@@ -17,7 +17,8 @@ import pytest
 def demo_results(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("demo")
     out = root / "demo"
-    env = {**os.environ, "SUMLAB_CACHE": str(root / "cache")}
+    # every core, as a user's `sumlab demo` gets (conftest pins the tests themselves to one thread)
+    env = {**os.environ, "SUMLAB_CACHE": str(root / "cache"), "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
     completed = subprocess.run(
         [sys.executable, "-m", "sumlab", "demo", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=3600,
