@@ -351,17 +351,28 @@ def compare(
     inputs: Annotated[list[Path], typer.Argument(help="experiment directories or predictions files")],
     out: Annotated[Path, typer.Option("--out", help="directory for the report")],
     name: Annotated[str, typer.Option("--name", help="title of the comparison")] = "comparison",
-    aggregate: Annotated[str, typer.Option("--aggregate", help="multi-reference: max or mean")] = "max",
+    aggregate: Annotated[
+        Optional[str],
+        typer.Option("--aggregate", help="multi-reference: max or mean (default: the first experiment's, else max)"),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
 ) -> None:
     """Build the experiment's report from existing runs or prediction files."""
-    from sumlab.compare import compare as compare_inputs
-    from sumlab.config import EvalSettings, build_config
+    from sumlab.compare import compare as compare_inputs, experiment_eval_settings
+    from sumlab.config import EvalSettings
 
     _refuse_overwrite(out, overwrite)
-    settings = build_config(EvalSettings, {"aggregate": aggregate}, "options")
+    settings = experiment_eval_settings(inputs) or EvalSettings()
+    if aggregate is not None:
+        settings = _checked_aggregate(settings, aggregate)
     results = compare_inputs(inputs, out, settings, name=name)
     _print_results(out, results)
+
+
+def _checked_aggregate(settings, aggregate: str):
+    from sumlab.config import EvalSettings, build_config
+
+    return build_config(EvalSettings, {**settings.model_dump(), "aggregate": aggregate}, "options")
 
 
 @app.command()

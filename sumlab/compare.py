@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sumlab.config import EvalSettings
+from sumlab.config import EvalSettings, ExperimentConfig, load_config
 from sumlab.errors import SumlabError
 from sumlab.fileio import write_json_atomic
 from sumlab.predictions import PredictionSet, merge_prediction_sets, read_predictions
@@ -20,7 +20,7 @@ def read_input(path: Path) -> tuple[list[PredictionSet], dict, dict]:
             raise SumlabError(f"{path} has no results.json", "give a finished `sumlab run` directory or a predictions file")
         results = json.loads(results_file.read_text(encoding="utf-8"))
         sets = [read_predictions(path / "predictions" / f"{name}.jsonl") for name in results["models"]]
-        info = {name: {k: model[k] for k in ("kind", "method", "label", "cost", "log")}
+        info = {name: {k: model.get(k) for k in ("kind", "method", "label", "base_model", "cost", "log")}
                 for name, model in results["models"].items()}
         return sets, info, results.get("setup", {})
     if not path.is_file():
@@ -28,11 +28,23 @@ def read_input(path: Path) -> tuple[list[PredictionSet], dict, dict]:
     return [read_predictions(path)], {}, {}
 
 
+def experiment_eval_settings(inputs: list[Path]) -> EvalSettings | None:
+    """The eval settings of the first experiment directory among ``inputs`` (None when there is none)."""
+    for path in map(Path, inputs):
+        if (path / "config.yaml").is_file() and (path / "results.json").is_file():
+            return load_config(ExperimentConfig, path / "config.yaml").eval
+    return None
+
+
 def compare(inputs: list[Path], out_dir: Path, settings: EvalSettings | None = None, name: str = "comparison") -> dict:
-    """Score every model found in ``inputs`` on their shared dialogues and write the report to ``out_dir``."""
+    """Score every model found in ``inputs`` on their shared dialogues and write the report to ``out_dir``.
+
+    Without ``settings``, the first experiment's own eval settings are used (the defaults without one), so that
+    an experiment compared alone reproduces its results.
+    """
     from sumlab.report import write_report
 
-    settings = settings or EvalSettings()
+    settings = settings or experiment_eval_settings(inputs) or EvalSettings()
     sets, info, setup = [], {}, {}
     for path in inputs:
         input_sets, input_info, input_setup = read_input(Path(path))

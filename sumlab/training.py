@@ -74,7 +74,8 @@ def check_environment(config: TrainConfig) -> None:
         raise SumlabError("bfloat16 training needs a GPU that supports it", "use train.precision=auto or float32")
     if config.train.precision == "float16":
         raise SumlabError(
-            "float16 is refused for T5 models: T5's activations overflow fp16's range and give NaN/inf",
+            "train.precision=float16 is not supported: T5's activations overflow fp16's range (NaN/inf), and "
+            "bf16 is the half precision that trains safely for every model",
             "use train.precision=bfloat16 on a GPU that supports it, or float32",
         )
     check_sharded_evaluation(config.train)

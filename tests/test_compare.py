@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sumlab.compare import compare
+from sumlab.compare import compare, experiment_eval_settings
 from sumlab.config import (
     DataConfig,
     EvalSettings,
@@ -30,7 +30,7 @@ REPORT_FILES = ("results.json", "report.html", "report.md", "lab_results.csv")
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
-    """A two-model experiment (zero-shot base and a 2-step LoRA) on 4 DialogSum test dialogues."""
+    """A two-model experiment (zero-shot base and a 2-step LoRA) on 4 DialogSum test dialogues, own eval settings."""
     from sumlab.experiment import run_experiment
 
     config = ExperimentConfig(
@@ -44,6 +44,9 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
         generation=GenerationSettings(max_new_tokens=8, max_source_length=128),
         models=[ModelEntry(name="original", kind="zero_shot"),
                 ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8))],
+        # not the defaults: compare must score with the experiment's own settings to reproduce its results
+        eval=EvalSettings(aggregate="mean", bootstrap_samples=300, significance="approximate_randomization",
+                          significance_samples=500, seed=3),
     )
     root, results = run_experiment(config, out_dir=tmp_path_factory.mktemp("compare") / "experiment")
     return root, results
@@ -90,7 +93,8 @@ def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     base = single_model_file(expected, "original", tmp_path / "base.jsonl", rename="base")
     adapter = single_model_file(expected, "lora", tmp_path / "adapter.jsonl", rename="adapter")
     out = tmp_path / "report"
-    results = compare([base, adapter], out, name="two files")
+    assert experiment_eval_settings([base, adapter]) is None  # files carry no eval settings: scored as told
+    results = compare([base, adapter], out, experiment_eval_settings([root]), name="two files")
     assert results["name"] == "two files" and results["baseline"] == "base"
     assert list(results["models"]) == ["base", "adapter"]
     assert results["models"]["base"]["scores"] == expected["models"]["original"]["scores"]
