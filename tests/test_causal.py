@@ -27,14 +27,6 @@ from sumlab.run_dir import read_log
 MAX_NEW = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(params=["llama", "gpt2"])
 def causal_dir(request, tiny_llama_dir, tiny_gpt2_dir) -> Path:
     return {"llama": tiny_llama_dir, "gpt2": tiny_gpt2_dir}[request.param]
