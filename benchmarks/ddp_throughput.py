@@ -37,13 +37,13 @@ import torch
 import transformers
 import yaml
 
-from sumlab import training
 from sumlab.config import ModelConfig, TrainConfig, build_config
-from sumlab.data import load_split
-from sumlab.fileio import write_json_atomic
-from sumlab.modeling import load_tokenizer
-from sumlab.prompts import TEMPLATES, render_prompt
-from sumlab.run_dir import read_log
+from sumlab.data.loading import load_split
+from sumlab.models.loading import load_tokenizer
+from sumlab.runtime.fileio import write_json_atomic
+from sumlab.text.prompts import TEMPLATES, render_prompt
+from sumlab.training import trainer as training
+from sumlab.training.run_dir import read_log
 
 MODEL = "sumlab-tiny-t5"
 ARMS = {  # name: (processes, threads per process)

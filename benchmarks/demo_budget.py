@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sumlab.fileio import write_json_atomic
+from sumlab.runtime.fileio import write_json_atomic
 
 BUDGET_SECONDS = 15 * 60
 BUDGET_RSS_BYTES = 4 * 1024**3

@@ -52,10 +52,13 @@ def peak_rss_bytes() -> int:
 def run_arm(args: argparse.Namespace) -> dict:
     """Build, wrap and train one arm; return its step times and memory."""
     from sumlab.config import ModelConfig, PeftSettings
-    from sumlab.data import load_split
-    from sumlab.features import dynamic_padding_collator, tokenize_examples
-    from sumlab.modeling import add_peft, build_random_model, count_parameters, load_tokenizer
-    from sumlab.prompts import TEMPLATES
+    from sumlab.data.loading import load_split
+    from sumlab.models.loading import load_tokenizer
+    from sumlab.models.parameters import count_parameters
+    from sumlab.models.peft_methods import add_peft
+    from sumlab.models.random_init import build_random_model
+    from sumlab.text.features import dynamic_padding_collator, tokenize_examples
+    from sumlab.text.prompts import TEMPLATES
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,7 +135,7 @@ def main() -> None:
     if args.arm:
         print(json.dumps(run_arm(args)))
         return
-    from sumlab.fileio import write_json_atomic
+    from sumlab.runtime.fileio import write_json_atomic
 
     arms = {}
     for arm in ARMS:

@@ -29,10 +29,10 @@ import torch
 import transformers
 
 from sumlab.config import GenerationSettings
-from sumlab.fileio import write_json_atomic
-from sumlab.generation import summarize
-from sumlab.prompts import TEMPLATES, render_prompt
-from sumlab.tiny import build_tiny_t5, train_tokenizer
+from sumlab.generation.batching import summarize
+from sumlab.models.tiny import build_tiny_t5, train_tokenizer
+from sumlab.runtime.fileio import write_json_atomic
+from sumlab.text.prompts import TEMPLATES, render_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 DIALOGSUM = REPO.parent / "shared" / "data" / "dialogsum"

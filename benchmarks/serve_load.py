@@ -7,7 +7,7 @@ Run from the repository root (reads ../shared/data/dialogsum, writes benchmarks/
 
 It builds a tiny T5 (random init, a BPE tokenizer trained on DialogSum validation text, as the tests
 build it) and two LoRA adapters whose weights are moved by seeded noise, then starts the real server
-(``sumlab.serve.cli_command``, i.e. ``sumlab serve``) in a child process on 127.0.0.1 with one torch
+(``sumlab.cli.serve.serve_command``, i.e. ``sumlab serve``) in a child process on 127.0.0.1 with one torch
 thread, and drives it with ``--clients`` concurrent httpx clients, each asking for base, a or b in turn
 (so the batches mix adapters) with real DialogSum dialogues:
 
@@ -66,8 +66,9 @@ def build_models(root: Path, seed: int = 0) -> tuple[Path, dict[str, Path]]:
     import torch
 
     from sumlab.config import ModelConfig, PeftSettings
-    from sumlab.modeling import add_peft, load_model
-    from sumlab.tiny import build_tiny_t5, train_tokenizer
+    from sumlab.models.loading import load_model
+    from sumlab.models.peft_methods import add_peft
+    from sumlab.models.tiny import build_tiny_t5, train_tokenizer
 
     rows = read_jsonl(DIALOGSUM / "validation.jsonl")
     tokenizer = train_tokenizer([row["dialogue"] for row in rows] + [row["summary"] for row in rows], vocab_size=800)
@@ -98,10 +99,10 @@ def load_dialogues(count: int = 64, max_chars: int = 2000) -> list[str]:
 
 def serve_child(argv: list[str]) -> None:
     """Child process: ``sumlab serve`` as the CLI runs it (``serve-child BASE A B PORT BATCHING``)."""
-    from sumlab.serve.command import cli_command
+    from sumlab.cli.serve import serve_command
 
     base, adapter_a, adapter_b, port, batching = argv
-    cli_command(model=base, adapter=[f"a={adapter_a}", f"b={adapter_b}"], port=int(port), dtype="float32",
+    serve_command(model=base, adapter=[f"a={adapter_a}", f"b={adapter_b}"], port=int(port), dtype="float32",
                 max_batch_size=16, no_batching=batching == "off")
 
 
@@ -389,7 +390,7 @@ def main() -> int:
 
     import torch
 
-    from sumlab.fileio import write_json_atomic
+    from sumlab.runtime.fileio import write_json_atomic
 
     started, load_at_start = time.time(), [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:

@@ -15,7 +15,7 @@ plain torch loop. Only the features differ:
 All truncate at 512 tokens on both sides, so all see exactly the same real tokens. The settings:
 
 - ``sumlab-tiny-t5``: the project's bundled tiny pretrained model (d_model 128, its own tokenizer of
-  vocab 2080 and its own weights, as ``sumlab.modeling.load_model`` / ``load_tokenizer`` load it);
+  vocab 2080 and its own weights, as ``sumlab.models.loading.load_model`` / ``load_tokenizer`` load it);
 - ``vocab_800`` and ``vocab_8000``: a random-init tiny T5 (d_model 64) with a byte-level BPE tokenizer
   trained on DialogSum validation text, of vocab 800 (the tests', as tests/conftest.py builds it; long
   sequences) and 8000 (lengths near FLAN-T5's sentencepiece on DialogSum).
@@ -41,12 +41,17 @@ from transformers import default_data_collator
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from sumlab.config import ModelConfig
-from sumlab.data import load_split
-from sumlab.features import LABEL_PAD, dynamic_padding_collator, lab_features, tokenize_examples
-from sumlab.fileio import write_json_atomic
-from sumlab.modeling import load_model, load_tokenizer
-from sumlab.prompts import TEMPLATES
-from sumlab.tiny import build_tiny_t5, train_tokenizer
+from sumlab.data.loading import load_split
+from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.models.tiny import build_tiny_t5, train_tokenizer
+from sumlab.runtime.fileio import write_json_atomic
+from sumlab.text.features import (
+    LABEL_PAD,
+    dynamic_padding_collator,
+    lab_features,
+    tokenize_examples,
+)
+from sumlab.text.prompts import TEMPLATES
 
 LAB_LENGTH = 512
 

@@ -40,7 +40,7 @@ def dialogsum_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, dialogsum_dir) -> Path:
     """A tiny T5 (random init) with a BPE tokenizer trained on DialogSum validation text, saved to disk."""
-    from sumlab.tiny import build_tiny_t5, train_tokenizer
+    from sumlab.models.tiny import build_tiny_t5, train_tokenizer
 
     rows = read_jsonl(dialogsum_dir / "validation.jsonl")
     texts = [row["dialogue"] for row in rows] + [row["summary"] for row in rows]
@@ -56,7 +56,7 @@ def tiny_model_dir(tmp_path_factory, dialogsum_dir) -> Path:
 def tiny_model(tiny_model_dir):
     """A fresh copy of the tiny model and its tokenizer, loaded from disk (safe to train or modify)."""
     from sumlab.config import ModelConfig
-    from sumlab.modeling import load_model, load_tokenizer
+    from sumlab.models.loading import load_model, load_tokenizer
 
     config = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32")
     return load_model(config), load_tokenizer(config)
@@ -65,7 +65,7 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture(scope="session")
 def causal_tokenizer(dialogsum_dir):
     """A byte-level BPE tokenizer for the tiny causal models: <s> first, </s> the EOS, no chat template."""
-    from sumlab.tiny import train_tokenizer
+    from sumlab.models.tiny import train_tokenizer
 
     rows = read_jsonl(dialogsum_dir / "validation.jsonl")
     return train_tokenizer([row["dialogue"] for row in rows] + [row["summary"] for row in rows], 800, causal=True)
@@ -80,7 +80,7 @@ def _save_causal(directory: Path, model, tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
     """A tiny Llama (random init) and its tokenizer, saved to disk."""
-    from sumlab.tiny import build_tiny_llama
+    from sumlab.models.tiny import build_tiny_llama
 
     return _save_causal(tmp_path_factory.mktemp("tiny-llama"), build_tiny_llama(len(causal_tokenizer)), causal_tokenizer)
 
@@ -88,7 +88,7 @@ def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     """A tiny GPT-2 (random init) and its tokenizer, saved to disk."""
-    from sumlab.tiny import build_tiny_gpt2
+    from sumlab.models.tiny import build_tiny_gpt2
 
     return _save_causal(tmp_path_factory.mktemp("tiny-gpt2"), build_tiny_gpt2(len(causal_tokenizer)), causal_tokenizer)
 

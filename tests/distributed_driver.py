@@ -16,7 +16,8 @@ import sys
 def signal_main(rank: str, step: str, signal_name: str, sumlab_args: list[str]) -> None:
     from transformers import TrainerCallback
 
-    from sumlab import cli, training
+    from sumlab.cli import main
+    from sumlab.training import trainer as training
 
     class SignalAtStep(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -33,7 +34,7 @@ def signal_main(rank: str, step: str, signal_name: str, sumlab_args: list[str]) 
 
     training.build_trainer = build_trainer_that_dies
     sys.argv = ["sumlab", *sumlab_args]
-    cli.main()
+    main()
 
 
 if __name__ == "__main__":

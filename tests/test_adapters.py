@@ -9,11 +9,12 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from sumlab import adapters, training
-from sumlab.adapters import attach_adapter, merge_adapter, probe_logits
 from sumlab.config import TrainConfig, build_config
 from sumlab.errors import SumlabError
-from sumlab.tiny import build_tiny_t5
+from sumlab.models import adapters
+from sumlab.models.adapters import attach_adapter, merge_adapter, probe_logits
+from sumlab.models.tiny import build_tiny_t5
+from sumlab.training import trainer as training
 
 METHODS = ["lora", "dora", "ia3", "prefix", "prompt"]
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sumlab.audit import audit_examples, length_stats, round_trip_losses
-from sumlab.data import DialogueExample, load_split
-from sumlab.prompts import TEMPLATES, render_prompt
+from sumlab.data.audit import audit_examples, length_stats, round_trip_losses
+from sumlab.data.loading import DialogueExample, load_split
+from sumlab.text.prompts import TEMPLATES, render_prompt
 
 
 class NewlineDroppingTokenizer:

@@ -11,18 +11,25 @@ from pathlib import Path
 import pytest
 import torch
 
-from sumlab import training
-from sumlab.adapters import attach_adapter, merge_adapter
-from sumlab.config import GenerationSettings, ModelConfig, PeftSettings, TrainConfig, build_config
-from sumlab.data import DialogueExample
-from sumlab.encoding import causal_prompt_text, prompt_ids, truncate_middle
+from sumlab.config import (
+    GenerationSettings,
+    ModelConfig,
+    PeftSettings,
+    TrainConfig,
+    build_config,
+)
+from sumlab.data.loading import DialogueExample
 from sumlab.errors import SumlabError
-from sumlab.features import LABEL_PAD, dynamic_padding_collator, tokenize_examples
-from sumlab.generation import generate_from_ids, summarize
-from sumlab.modeling import add_peft, load_model, load_tokenizer, model_family
-from sumlab.peft_methods import build_peft_config
-from sumlab.prompts import TEMPLATES
-from sumlab.run_dir import read_log
+from sumlab.generation.batching import generate_from_ids, summarize
+from sumlab.models.adapters import attach_adapter, merge_adapter
+from sumlab.models.family import model_family
+from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.models.peft_methods import add_peft, build_peft_config
+from sumlab.text.encoding import causal_prompt_text, prompt_ids, truncate_middle
+from sumlab.text.features import LABEL_PAD, dynamic_padding_collator, tokenize_examples
+from sumlab.text.prompts import TEMPLATES
+from sumlab.training import trainer as training
+from sumlab.training.run_dir import read_log
 
 MAX_NEW = 10
 
@@ -271,8 +278,14 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
 
 
 def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_llama_dir, dialogsum_dir, tmp_path):
-    from sumlab.config import DataConfig, ExperimentConfig, ModelEntry, SplitSelection, TrainSettings
-    from sumlab.experiment import run_experiment
+    from sumlab.config import (
+        DataConfig,
+        ExperimentConfig,
+        ModelEntry,
+        SplitSelection,
+        TrainSettings,
+    )
+    from sumlab.experiment.run import run_experiment
 
     llama = ModelConfig(name_or_path=str(tiny_llama_dir))
     lora = PeftSettings(method="lora", r=8, alpha=16, dropout=0.0)
@@ -309,7 +322,8 @@ def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_ll
 def test_the_bundled_qwen_architecture_has_the_checkpoints_parameter_count():
     from transformers import AutoModelForCausalLM
 
-    from sumlab.modeling import architecture_config, count_parameters
+    from sumlab.models.parameters import count_parameters
+    from sumlab.models.sources import architecture_config
 
     config = architecture_config("Qwen/Qwen2.5-0.5B-Instruct")
     assert model_family(ModelConfig(name_or_path="Qwen/Qwen2.5-0.5B-Instruct", random_init=True)) == "causal"
@@ -321,7 +335,7 @@ def test_the_bundled_qwen_architecture_has_the_checkpoints_parameter_count():
 def test_sumlab_generate_and_inspect_take_a_causal_model(tiny_llama_dir, dialogsum_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from sumlab.cli import app
+    from sumlab.cli.app import app
 
     out = tmp_path / "predictions.jsonl"
     result = CliRunner().invoke(app, ["generate", "--model", str(tiny_llama_dir), "--data", str(dialogsum_dir),

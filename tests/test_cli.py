@@ -21,13 +21,13 @@ import torch
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from sumlab.cli import app, main
+from sumlab.cli.app import app, main
 from sumlab.config import GenerationSettings
 from sumlab.errors import SumlabError
-from sumlab.evaluation import score_prediction_set, scores_to_json
-from sumlab.generation import summarize
-from sumlab.metrics import ROUGE_KEYS
-from sumlab.predictions import read_predictions
+from sumlab.evaluation.predictions import read_predictions
+from sumlab.evaluation.rouge import ROUGE_KEYS
+from sumlab.evaluation.scoring import score_prediction_set, scores_to_json
+from sumlab.generation.batching import summarize
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"

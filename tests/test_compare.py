@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sumlab.compare import compare, experiment_eval_settings
 from sumlab.config import (
     DataConfig,
     EvalSettings,
@@ -23,7 +22,12 @@ from sumlab.config import (
     TrainSettings,
 )
 from sumlab.errors import SumlabError
-from sumlab.predictions import PredictionSet, read_predictions, write_predictions
+from sumlab.evaluation.predictions import (
+    PredictionSet,
+    read_predictions,
+    write_predictions,
+)
+from sumlab.experiment.compare import compare, experiment_eval_settings
 
 REPORT_FILES = ("results.json", "report.html", "report.md", "lab_results.csv")
 
@@ -31,7 +35,7 @@ REPORT_FILES = ("results.json", "report.html", "report.md", "lab_results.csv")
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
     """A two-model experiment (zero-shot base and a 2-step LoRA) on 4 DialogSum test dialogues, own eval settings."""
-    from sumlab.experiment import run_experiment
+    from sumlab.experiment.run import run_experiment
 
     config = ExperimentConfig(
         name="compare-me",
@@ -65,7 +69,7 @@ def single_model_file(results: dict, model: str, path: Path, rename: str | None 
 
 @pytest.mark.slow
 def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_path):
-    from sumlab.cli import app
+    from sumlab.cli.app import app
 
     root, expected = experiment
     out = tmp_path / "report"

@@ -39,8 +39,8 @@ def test_defaults_without_a_file_are_the_labs():
     assert (config.peft.r, config.peft.alpha, config.peft.targets) == (32, 32, None)
     assert config.peft.method == "full"
     # no targets: the architecture's query and value projections, which on T5 are the lab's q and v
-    from sumlab.modeling import build_random_model
-    from sumlab.peft_methods import build_peft_config
+    from sumlab.models.peft_methods import build_peft_config
+    from sumlab.models.random_init import build_random_model
 
     lora = config.peft.model_copy(update={"method": "lora"})
     assert set(build_peft_config(lora, build_random_model("google/flan-t5-small")).target_modules) == {"q", "v"}

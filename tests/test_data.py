@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sumlab.config import ColumnMap, DataConfig, SplitSelection
-from sumlab.data import (
+from sumlab.data.loading import (
     DialogueExample,
     ReferenceGroup,
     examples_to_dataset,

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from sumlab.data import load_split
+from sumlab.data.loading import load_split
 from sumlab.demo.corpus import (
     HELD_OUT_OUTCOMES,
     SCENARIOS,
@@ -22,7 +22,14 @@ from sumlab.demo.corpus import (
     split_sizes,
     write_corpus,
 )
-from sumlab.demo.scenarios import CITIES, FIRST_NAMES, SURNAMES, AnyOrder, Scenario, Step
+from sumlab.demo.scenarios import (
+    CITIES,
+    FIRST_NAMES,
+    SURNAMES,
+    AnyOrder,
+    Scenario,
+    Step,
+)
 
 TURN = re.compile(r"^#Person([12])#: .+")
 

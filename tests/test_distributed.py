@@ -22,13 +22,22 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from sumlab import distributed, training
-from sumlab.config import GenerationSettings, TrainConfig, TrainSettings, build_config, load_config
-from sumlab.data import load_split
+from sumlab.config import (
+    GenerationSettings,
+    TrainConfig,
+    TrainSettings,
+    build_config,
+    load_config,
+)
+from sumlab.data.loading import load_split
 from sumlab.errors import SumlabError
-from sumlab.generation import length_sorted_batches, summarize
-from sumlab.prompts import TEMPLATES, render_prompt
-from sumlab.run_dir import read_log
+from sumlab.generation.batching import length_sorted_batches, summarize
+from sumlab.generation import sharded
+from sumlab.runtime import distributed
+from sumlab.training import checkpoints
+from sumlab.text.prompts import TEMPLATES, render_prompt
+from sumlab.training import trainer as training
+from sumlab.training.run_dir import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("distributed_driver.py")
@@ -126,7 +135,7 @@ def test_each_rank_forms_exactly_the_single_process_batches(world_size, count, b
     single = length_sorted_batches(lengths, batch_size)
     seen = []
     for rank in range(world_size):
-        order = distributed.shard_order(WordTokenizer(), dialogues, settings, TEMPLATES["lab"], rank, world_size)
+        order = sharded.shard_order(WordTokenizer(), dialogues, settings, TEMPLATES["lab"], rank, world_size)
         local_lengths = [lengths[i] for i in order]
         # the batches summarize() makes from this shard, as indices into the full list
         local_batches = [[order[i] for i in batch] for batch in length_sorted_batches(local_lengths, batch_size)]
@@ -136,21 +145,21 @@ def test_each_rank_forms_exactly_the_single_process_batches(world_size, count, b
 
 
 def test_gathered_summaries_are_checked_for_duplicates_and_losses():
-    assert distributed._in_input_order([(1, "b"), (0, "a"), (2, "c")], 3) == ["a", "b", "c"]
+    assert sharded._in_input_order([(1, "b"), (0, "a"), (2, "c")], 3) == ["a", "b", "c"]
     with pytest.raises(RuntimeError, match="twice"):
-        distributed._in_input_order([(0, "a"), (0, "a")], 1)
+        sharded._in_input_order([(0, "a"), (0, "a")], 1)
     with pytest.raises(RuntimeError, match="not summarized"):
-        distributed._in_input_order([(0, "a")], 2)
+        sharded._in_input_order([(0, "a")], 2)
 
 
 def test_one_process_is_plain_summarize(tiny_model, dialogsum_dir):
     model, tokenizer = tiny_model
     dialogues = [example.dialogue for example in load_split(str(dialogsum_dir), "validation")[:6]]
     settings = GenerationSettings(max_new_tokens=6, batch_size=4)
-    assert distributed.summarize_distributed(model, tokenizer, dialogues, settings) == summarize(
+    assert sharded.summarize_distributed(model, tokenizer, dialogues, settings) == summarize(
         model, tokenizer, dialogues, settings
     )
-    assert distributed.summarize_distributed(model, tokenizer, [], settings) == []
+    assert sharded.summarize_distributed(model, tokenizer, [], settings) == []
 
 
 # ---------------------------------------------------------------- the small pieces
@@ -174,13 +183,13 @@ def test_checkpoint_world_size_and_the_resume_check(tmp_path):
     (one / "rng_state.pth").write_bytes(b"")
     (two / "rng_state_0.pth").write_bytes(b"")
     (two / "rng_state_1.pth").write_bytes(b"")
-    assert [distributed.checkpoint_world_size(d) for d in (one, two, none)] == [1, 2, None]
-    distributed.check_resume_world_size(two, 2)
-    distributed.check_resume_world_size(none, 3)  # save_only_model checkpoints say nothing: allowed
+    assert [checkpoints.checkpoint_world_size(d) for d in (one, two, none)] == [1, 2, None]
+    checkpoints.check_resume_world_size(two, 2)
+    checkpoints.check_resume_world_size(none, 3)  # save_only_model checkpoints say nothing: allowed
     with pytest.raises(SumlabError, match=r"written by 2 processes; this run has 1.*nproc_per_node=2"):
-        distributed.check_resume_world_size(two, 1)
+        checkpoints.check_resume_world_size(two, 1)
     with pytest.raises(SumlabError, match="written by 1 process; this run has 4"):
-        distributed.check_resume_world_size(one, 4)
+        checkpoints.check_resume_world_size(one, 4)
 
 
 def test_timeout_comes_from_the_environment(monkeypatch):
@@ -231,12 +240,12 @@ def test_generation_inside_evaluation_is_refused_where_parameters_are_sharded(en
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    distributed.check_sharded_evaluation(TrainSettings(eval_rouge=False))  # the evaluation loss is always fine
+    checkpoints.check_sharded_evaluation(TrainSettings(eval_rouge=False))  # the evaluation loss is always fine
     if refused is None:
-        distributed.check_sharded_evaluation(TrainSettings(eval_rouge=True))
+        checkpoints.check_sharded_evaluation(TrainSettings(eval_rouge=True))
     else:
         with pytest.raises(SumlabError, match=f"eval_rouge=true is refused under {refused}.*eval_rouge=false"):
-            distributed.check_sharded_evaluation(TrainSettings(eval_rouge=True))
+            checkpoints.check_sharded_evaluation(TrainSettings(eval_rouge=True))
 
 
 def test_zero_stage_is_read_from_a_deepspeed_config_file(tmp_path, monkeypatch):
@@ -245,7 +254,7 @@ def test_zero_stage_is_read_from_a_deepspeed_config_file(tmp_path, monkeypatch):
     monkeypatch.delenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", raising=False)
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(config_file))
-    assert distributed.parameter_sharding() == "DeepSpeed ZeRO-3"
+    assert checkpoints.parameter_sharding() == "DeepSpeed ZeRO-3"
 
 
 # ---------------------------------------------------------------- accelerate presets
@@ -256,8 +265,14 @@ def validate_preset(path: Path) -> dict[str, str]:
 
     Raises on anything accelerate would reject, and on keys it would silently ignore (a typo in fsdp_config).
     """
-    from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.commands.config.config_args import (
+        ClusterConfig,
+        load_config_from_file,
+    )
+    from accelerate.commands.launch import (
+        _validate_launch_command,
+        launch_command_parser,
+    )
     from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
     from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
@@ -301,12 +316,12 @@ def test_every_accelerate_preset_loads_and_validates(path):
         assert hasattr(modeling_t5, data["fsdp_config"]["fsdp_transformer_layer_cls_to_wrap"])
         assert env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT"  # model/ loads without FSDP
         with mock.patch.dict(os.environ, env):
-            assert distributed.parameter_sharding() == "FSDP"
+            assert checkpoints.parameter_sharding() == "FSDP"
     if data.get("deepspeed_config", {}).get("zero_stage") == 3:
         assert data["deepspeed_config"]["zero3_save_16bit_model"] is True
         assert "eval_rouge" in header
         with mock.patch.dict(os.environ, env):
-            assert distributed.parameter_sharding() == "DeepSpeed ZeRO-3"
+            assert checkpoints.parameter_sharding() == "DeepSpeed ZeRO-3"
 
 
 @pytest.mark.parametrize("breakage", [

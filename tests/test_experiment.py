@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-import sumlab.experiment as experiment_module
+import sumlab.experiment.run as experiment_module
 from sumlab.config import (
     DataConfig,
     ExperimentConfig,
@@ -31,9 +31,9 @@ from sumlab.config import (
     to_yaml,
 )
 from sumlab.errors import SumlabError
-from sumlab.experiment import run_experiment
-from sumlab.metrics import ROUGE_KEYS
-from sumlab.predictions import read_predictions
+from sumlab.evaluation.predictions import read_predictions
+from sumlab.evaluation.rouge import ROUGE_KEYS
+from sumlab.experiment.run import run_experiment
 
 TRAINED = ("full", "lora")
 MODELS = ("original", *TRAINED)
@@ -264,9 +264,9 @@ def test_training_never_changes_the_base_model_files(experiment):
 @pytest.mark.slow
 def test_zero_shot_summaries_equal_a_fresh_base_model_after_training(experiment):
     """The lab wraps its original model in place with get_peft_model, so its "original" drifts; ours must not."""
-    from sumlab.generation import summarize
-    from sumlab.modeling import load_model, load_tokenizer
-    from sumlab.prompts import resolve_template
+    from sumlab.generation.batching import summarize
+    from sumlab.models.loading import load_model, load_tokenizer
+    from sumlab.text.prompts import resolve_template
 
     config = experiment.config
     written = read_predictions(experiment.root / "predictions" / "original.jsonl")
@@ -356,8 +356,8 @@ def test_a_missing_pretrained_path_is_a_clear_error_before_anything_runs(tmp_pat
 
 @pytest.mark.slow
 def test_lab_csv_round_trips_through_sumlab_evaluate(experiment, tmp_path):
-    from sumlab.cli import app
-    from sumlab.metrics import rouge_per_example
+    from sumlab.cli.app import app
+    from sumlab.evaluation.rouge import rouge_per_example
 
     csv_path = experiment.root / "lab_results.csv"
     columns = {"original": "original_model_summaries", "full": "instruct_model_summaries", "lora": "peft_model_summaries"}

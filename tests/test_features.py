@@ -6,9 +6,14 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from sumlab.data import DialogueExample, load_split
-from sumlab.features import LABEL_PAD, dynamic_padding_collator, lab_features, tokenize_examples
-from sumlab.prompts import TEMPLATES
+from sumlab.data.loading import DialogueExample, load_split
+from sumlab.text.features import (
+    LABEL_PAD,
+    dynamic_padding_collator,
+    lab_features,
+    tokenize_examples,
+)
+from sumlab.text.prompts import TEMPLATES
 
 EOS, PAD = 1, 0
 

@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from sumlab.config import GenerationSettings, PeftSettings
-from sumlab.generation import generation_kwargs, length_sorted_batches, summarize
-from sumlab.modeling import add_peft
-from sumlab.prompts import TEMPLATES, render_prompt
+from sumlab.generation.batching import (
+    generation_kwargs,
+    length_sorted_batches,
+    summarize,
+)
+from sumlab.models.peft_methods import add_peft
+from sumlab.text.prompts import TEMPLATES, render_prompt
 
 
 def read_jsonl(path: Path, limit: int) -> list[dict]:

@@ -12,16 +12,18 @@ import pytest
 from rouge_score import rouge_scorer
 
 from sumlab.errors import SumlabError
-from sumlab.metrics import (
+from sumlab.evaluation.rouge import (
     ROUGE_KEYS,
     MetricSummary,
-    approximate_randomization,
-    bootstrap_ci,
     improvement,
-    paired_bootstrap,
     rouge_per_example,
     score_predictions,
     summarize_scores,
+)
+from sumlab.evaluation.statistics import (
+    approximate_randomization,
+    bootstrap_ci,
+    paired_bootstrap,
 )
 
 SEED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed" / "dialogue-summary-training-results.csv"

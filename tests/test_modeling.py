@@ -12,15 +12,15 @@ from transformers import ByT5Tokenizer
 
 from sumlab.config import ModelConfig, PeftSettings
 from sumlab.errors import SumlabError
-from sumlab.modeling import (
-    add_peft,
-    build_random_model,
-    count_parameters,
+from sumlab.models.loading import (
     load_model,
     load_pretrained,
     load_tokenizer,
     resolve_dtype,
 )
+from sumlab.models.parameters import count_parameters
+from sumlab.models.peft_methods import add_peft
+from sumlab.models.random_init import build_random_model
 
 # Parameter counts of the real hub checkpoints (transformers' num_parameters() on google/flan-t5-*).
 FLAN_T5_SMALL_PARAMETERS = 76_961_152

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from sumlab.errors import SumlabError
-from sumlab.evaluation import score_prediction_set, scores_table, scores_to_json
-from sumlab.metrics import ROUGE_KEYS
-from sumlab.predictions import PredictionSet, read_predictions, read_table, write_predictions
+from sumlab.evaluation.predictions import (
+    PredictionSet,
+    read_predictions,
+    read_table,
+    write_predictions,
+)
+from sumlab.evaluation.rouge import ROUGE_KEYS
+from sumlab.evaluation.scoring import score_prediction_set, scores_table, scores_to_json
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"

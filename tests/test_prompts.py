@@ -7,7 +7,12 @@ from pydantic import ValidationError
 
 from sumlab.config import PromptConfig
 from sumlab.errors import SumlabError
-from sumlab.prompts import TEMPLATES, check_template, render_prompt, resolve_template
+from sumlab.text.prompts import (
+    TEMPLATES,
+    check_template,
+    render_prompt,
+    resolve_template,
+)
 
 LAB_TEMPLATE = "Summarize the following conversation.\n\n{dialogue}\n\nSummary: "
 

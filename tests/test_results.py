@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from sumlab.config import EvalSettings
-from sumlab.metrics import ROUGE_KEYS, ModelScores, rouge_per_example, summarize_scores
-from sumlab.predictions import PredictionSet
-from sumlab.results import (
+from sumlab.evaluation.predictions import PredictionSet
+from sumlab.evaluation.results import (
     LAB_REFERENCE_COLUMN,
     build_results,
     highlighted_ids,
@@ -19,6 +18,12 @@ from sumlab.results import (
     lab_roles,
     score_models,
     significance_table,
+)
+from sumlab.evaluation.rouge import (
+    ROUGE_KEYS,
+    ModelScores,
+    rouge_per_example,
+    summarize_scores,
 )
 
 

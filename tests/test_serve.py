@@ -24,18 +24,18 @@ import typer  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from sumlab.adapters import attach_adapter, merge_adapter  # noqa: E402
+from sumlab.serve.launch import plan_server, read_token  # noqa: E402
 from sumlab.config import GenerationSettings, ModelConfig, PeftSettings  # noqa: E402
 from sumlab.errors import SumlabError  # noqa: E402
-from sumlab.generation import summarize  # noqa: E402
-from sumlab.modeling import add_peft, load_model, load_tokenizer  # noqa: E402
-from sumlab.prompts import TEMPLATES  # noqa: E402
-from sumlab.serve import cli_command  # noqa: E402
+from sumlab.generation.batching import summarize  # noqa: E402
+from sumlab.models.adapters import attach_adapter, merge_adapter  # noqa: E402
+from sumlab.models.loading import load_model, load_tokenizer  # noqa: E402
+from sumlab.models.peft_methods import add_peft
+from sumlab.cli.serve import serve_command  # noqa: E402
 from sumlab.serve.app import create_app  # noqa: E402
-from sumlab.serve.command import plan_server, read_token  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry, parse_named_path  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
-
+from sumlab.text.prompts import TEMPLATES  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 MAX_NEW = 12
@@ -527,7 +527,7 @@ def test_plan_checks_paths_names_and_token_before_loading(adapters, tiny_model_d
 
 def test_command_registers_with_typer_and_reports_bad_input_as_sumlab_error():
     app = typer.Typer()
-    app.command("serve")(cli_command)
+    app.command("serve")(serve_command)
     app.command("other")(lambda: None)
     runner = CliRunner()
     help_text = runner.invoke(app, ["serve", "--help"], terminal_width=200).output

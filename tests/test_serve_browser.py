@@ -21,7 +21,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from sumlab.config import ModelConfig, PeftSettings  # noqa: E402
-from sumlab.modeling import add_peft, load_model, load_tokenizer  # noqa: E402
+from sumlab.models.loading import load_model, load_tokenizer  # noqa: E402
+from sumlab.models.peft_methods import add_peft
 from sumlab.serve.app import create_app  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402

@@ -17,13 +17,13 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from sumlab import training
 from sumlab.config import TrainConfig, build_config, load_config
 from sumlab.errors import SumlabError
-from sumlab.features import dynamic_padding_collator
-from sumlab.modeling import count_parameters
-from sumlab.prompts import TEMPLATES
-from sumlab.run_dir import read_log
+from sumlab.models.parameters import count_parameters
+from sumlab.text.features import dynamic_padding_collator
+from sumlab.text.prompts import TEMPLATES
+from sumlab.training import trainer as training
+from sumlab.training.run_dir import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("configs/*.yml")])

@@ -14,9 +14,9 @@ import torch
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
-from sumlab import training  # noqa: E402
+from sumlab.training import trainer as training  # noqa: E402
 from sumlab.config import TrainConfig, build_config  # noqa: E402
-from sumlab.run_dir import read_log  # noqa: E402
+from sumlab.training.run_dir import read_log  # noqa: E402
 
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_RUN_ID")
 STEPS, LOGGING_STEPS = 6, 2

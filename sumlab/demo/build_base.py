@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from sumlab.fileio import write_json_atomic
-from sumlab.tiny import build_tiny_t5, train_tokenizer
+from sumlab.models.tiny import build_tiny_t5, train_tokenizer
+from sumlab.runtime.fileio import write_json_atomic
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "sumlab-tiny-t5"
 SENTINELS = [f"<extra_id_{i}>" for i in range(32)]
@@ -107,8 +107,8 @@ def pretrain(model, tokenizer, dialogues: list[str], *, steps: int, batch_size: 
 
 def build_base(out: Path, *, steps: int, batch_size: int, lr: float, seed: int) -> Path:
     """Generate the corpus, train the tokenizer, pretrain the model and save them to ``out``."""
-    from sumlab.adapters import save_model_dir
     from sumlab.demo.corpus import generate_corpus
+    from sumlab.models.adapters import save_model_dir
 
     started = time.perf_counter()
     torch.manual_seed(seed)

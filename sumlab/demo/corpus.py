@@ -39,9 +39,23 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from sumlab.demo import scenario_bookings, scenario_errands, scenario_problems, scenario_services, scenario_travel
-from sumlab.demo.scenarios import AnyOrder, Outcome, Part, Pool, Scenario, SlotValue, Step
-from sumlab.fileio import write_jsonl_atomic
+from sumlab.demo import (
+    scenario_bookings,
+    scenario_errands,
+    scenario_problems,
+    scenario_services,
+    scenario_travel,
+)
+from sumlab.demo.scenarios import (
+    AnyOrder,
+    Outcome,
+    Part,
+    Pool,
+    Scenario,
+    SlotValue,
+    Step,
+)
+from sumlab.runtime.fileio import write_jsonl_atomic
 
 SCENARIOS: tuple[Scenario, ...] = (
     *scenario_bookings.SCENARIOS,

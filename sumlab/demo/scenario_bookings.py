@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from sumlab.demo.scenarios import (
-    DAY_TIMES, EVENING_TIMES, FIRST_NAMES, GOODBYE, PHONES, PHONE_SMALL_TALK, PRICES, SMALL_COUNTS, SMALL_TALK,
-    SURNAMES, WEEKDAYS, Pool, Scenario, any_order, outcome, pool, step,
+    DAY_TIMES,
+    EVENING_TIMES,
+    FIRST_NAMES,
+    GOODBYE,
+    PHONE_SMALL_TALK,
+    PHONES,
+    PRICES,
+    SMALL_COUNTS,
+    SMALL_TALK,
+    SURNAMES,
+    WEEKDAYS,
+    Pool,
+    Scenario,
+    any_order,
+    outcome,
+    pool,
+    step,
 )
 
 RESTAURANTS = pool(

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from sumlab.demo.scenarios import (
-    DAY_TIMES, FIRST_NAMES, GOODBYE, PRICES, SMALL_TALK, SURNAMES, WEEKDAYS, Pool, Scenario, outcome, pool, step,
+    DAY_TIMES,
+    FIRST_NAMES,
+    GOODBYE,
+    PRICES,
+    SMALL_TALK,
+    SURNAMES,
+    WEEKDAYS,
+    Pool,
+    Scenario,
+    outcome,
+    pool,
+    step,
 )
 
 SHOP_ITEMS = pool(

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from sumlab.demo.scenarios import (
-    CITIES, DAY_TIMES, FIRST_NAMES, GOODBYE, PHONES, PHONE_SMALL_TALK, PRICES, SMALL_TALK, WEEKDAYS, Pool, Scenario,
-    outcome, pool, step,
+    CITIES,
+    DAY_TIMES,
+    FIRST_NAMES,
+    GOODBYE,
+    PHONE_SMALL_TALK,
+    PHONES,
+    PRICES,
+    SMALL_TALK,
+    WEEKDAYS,
+    Pool,
+    Scenario,
+    outcome,
+    pool,
+    step,
 )
 
 LOST_ITEMS = pool(

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from sumlab.demo.scenarios import (
-    DATES, DAY_TIMES, FIRST_NAMES, GOODBYE, PRICES, SMALL_TALK, SURNAMES, WEEKDAYS, Pool, Scenario, any_order,
-    outcome, pool, step,
-)
 from sumlab.demo.scenario_errands import MEDICINES
+from sumlab.demo.scenarios import (
+    DATES,
+    DAY_TIMES,
+    FIRST_NAMES,
+    GOODBYE,
+    PRICES,
+    SMALL_TALK,
+    SURNAMES,
+    WEEKDAYS,
+    Pool,
+    Scenario,
+    any_order,
+    outcome,
+    pool,
+    step,
+)
 
 SYMPTOMS = Pool((
     ("a sore throat", "My throat is really sore."),

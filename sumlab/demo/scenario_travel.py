@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from sumlab.demo.scenarios import (
-    BIG_PRICES, CITIES, DATES, FIRST_NAMES, GOODBYE, PHONES, PHONE_SMALL_TALK, SMALL_TALK, SURNAMES, WEEKDAYS, Pool,
-    Scenario, any_order, outcome, pool, step,
+    BIG_PRICES,
+    CITIES,
+    DATES,
+    FIRST_NAMES,
+    GOODBYE,
+    PHONE_SMALL_TALK,
+    PHONES,
+    SMALL_TALK,
+    SURNAMES,
+    WEEKDAYS,
+    Pool,
+    Scenario,
+    any_order,
+    outcome,
+    pool,
+    step,
 )
 
 AIRLINES = pool("Sky Air; Northern Airways; Blue Jet; Coastal Airlines")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sumlab.errors import SumlabError
-from sumlab.fileio import atomic_path, write_text_atomic
 from sumlab.report.html import render_html
 from sumlab.report.markdown import render_markdown
 from sumlab.report.plots import render_plots
+from sumlab.runtime.fileio import atomic_path, write_text_atomic
 
 PLOTS_DIR = "plots"
 

@@ -17,7 +17,13 @@ from sumlab.report import formatting as fmt
 from sumlab.report.headline import headline
 from sumlab.report.html_examples import examples_section, qualitative_section
 from sumlab.report.tables import (
-    Cell, Table, cost_table, improvement_points, rouge_table, setup_items, significance_table,
+    Cell,
+    Table,
+    cost_table,
+    improvement_points,
+    rouge_table,
+    setup_items,
+    significance_table,
 )
 
 PLOT_CAPTIONS = {

@@ -13,7 +13,13 @@ from sumlab.report import formatting as fmt
 from sumlab.report.headline import headline
 from sumlab.report.html import MISSING_PLOT_NOTES, PLOT_CAPTIONS
 from sumlab.report.html_examples import example_score
-from sumlab.report.tables import Table, cost_table, rouge_table, setup_items, significance_table
+from sumlab.report.tables import (
+    Table,
+    cost_table,
+    rouge_table,
+    setup_items,
+    significance_table,
+)
 
 PREVIEW_ROWS = 20
 DIALOGUE_PREVIEW_CHARS = 100

@@ -33,9 +33,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sumlab import __version__
 from sumlab.config import GenerationSettings
-from sumlab.prompts import render_prompt
-from sumlab.serve.batcher import Completed, MicroBatcher, QueueFull, ShuttingDown, WorkItem
-from sumlab.serve.metrics import CONTENT_TYPE, ServerMetrics
+from sumlab.serve.batcher import (
+    Completed,
+    MicroBatcher,
+    QueueFull,
+    ShuttingDown,
+    WorkItem,
+)
+from sumlab.serve.prometheus import CONTENT_TYPE, ServerMetrics
 from sumlab.serve.registry import ModelRegistry, ServedModel
 from sumlab.serve.schemas import (
     BASE_MODEL_NAME,
@@ -52,6 +57,7 @@ from sumlab.serve.schemas import (
     SummaryResult,
     TokenCounts,
 )
+from sumlab.text.prompts import render_prompt
 
 log = logging.getLogger(__name__)
 

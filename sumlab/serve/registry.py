@@ -24,14 +24,20 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from sumlab.adapters import adapter_base_model, attach_adapter, probe_logits, resolve_adapter_dir
 from sumlab.config import GenerationSettings, ModelConfig, validate_name
 from sumlab.errors import SumlabError
-from sumlab.encoding import is_causal, prompt_ids
-from sumlab.generation import _prefix_in_cache, generate_from_ids
-from sumlab.modeling import load_model, load_tokenizer
-from sumlab.prompts import TEMPLATES, check_template
+from sumlab.generation.batching import _prefix_in_cache, generate_from_ids
+from sumlab.models.adapters import (
+    adapter_base_model,
+    attach_adapter,
+    probe_logits,
+    resolve_adapter_dir,
+)
+from sumlab.models.family import is_causal
+from sumlab.models.loading import load_model, load_tokenizer
 from sumlab.serve.schemas import BASE_MODEL_NAME
+from sumlab.text.encoding import prompt_ids
+from sumlab.text.prompts import TEMPLATES, check_template
 
 log = logging.getLogger(__name__)
 

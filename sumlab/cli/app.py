@@ -1,0 +1,82 @@
+"""The ``sumlab`` command line: thin commands that call the library.
+
+A SumlabError becomes one line on stderr and exit code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from sumlab.cli import data, evaluate, experiment, generate, models, serve, train
+from sumlab.errors import SumlabError
+
+app = typer.Typer(
+    help="Fine-tune, evaluate, compare and serve dialogue summarizers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING, format="%(message)s")
+    if not (verbose or debug):
+        _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Keep the libraries' notices and weight-loading bars out of the output; --verbose shows them."""
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+for command in (generate.summarize, generate.generate, evaluate.evaluate, models.inspect, train.train, models.merge,
+                experiment.run, experiment.compare, experiment.demo):
+    app.command()(command)
+data_app.command("audit")(data.data_audit)
+app.command("serve")(serve.serve_command)
+
+
+def main() -> None:
+    """Entry point: run the app, turning SumlabError into one line and exit code 2."""
+    try:
+        app()
+    except SumlabError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as exc:  # under torchrun: a peer died or hung (torch raises RuntimeError subclasses)
+        from sumlab.runtime.distributed import as_peer_failure
+
+        failure = as_peer_failure(exc)
+        if failure is None or _state["debug"]:
+            raise
+        print(f"error: {failure}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # the process group is broken: a normal exit runs its C++ destructors, which abort (SIGABRT)
+        os._exit(2)
+

@@ -1,0 +1,122 @@
+"""``sumlab summarize`` and ``sumlab generate``: summaries of one dialogue, or of a whole split."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sumlab.cli.options import (
+    BatchOpt,
+    BeamsOpt,
+    DtypeOpt,
+    MaxNewOpt,
+    ModelOpt,
+    PickleOpt,
+    PromptOpt,
+    RandomInitOpt,
+    TemplateOpt,
+    TokenizerOpt,
+    console,
+    generation_options,
+    model_options,
+    prompt_template,
+    refuse_overwrite,
+)
+from sumlab.errors import SumlabError
+
+
+def summarize(
+    file: Annotated[str, typer.Argument(help="a text file with one dialogue, or - for stdin")] = "-",
+    model: ModelOpt = "google/flan-t5-base",
+    random_init: RandomInitOpt = False,
+    tokenizer: TokenizerOpt = None,
+    dtype: DtypeOpt = "auto",
+    allow_pickle: PickleOpt = False,
+    prompt: PromptOpt = "lab",
+    template: TemplateOpt = None,
+    max_new_tokens: MaxNewOpt = 200,
+    num_beams: BeamsOpt = 1,
+) -> None:
+    """Summarize one dialogue."""
+    from sumlab.generation.batching import summarize as summarize_dialogues
+    from sumlab.models.loading import load_model, load_tokenizer
+
+    dialogue = _read_dialogue(file)
+    text_template = prompt_template(prompt, template)
+    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
+    loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
+    settings = generation_options(max_new_tokens, num_beams, 1)
+    print(summarize_dialogues(loaded_model, loaded_tokenizer, [dialogue], settings, text_template)[0])
+
+
+def _read_dialogue(file: str) -> str:
+    if file == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise SumlabError(f"file not found: {path}", "give a text file with the dialogue, or - to read stdin")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise SumlabError(f"{path}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
+    if not text.strip():
+        raise SumlabError("the dialogue is empty", "pass a file or pipe the dialogue on stdin")
+    return text.strip()
+
+
+def generate(
+    data: Annotated[str, typer.Option("--data", help="hub id, or a local file or directory")] = "knkarthick/dialogsum",
+    out: Annotated[Path, typer.Option("--out", help="predictions file to write (JSON Lines)")] = Path("predictions.jsonl"),
+    model: ModelOpt = "google/flan-t5-base",
+    name: Annotated[Optional[str], typer.Option("--name", help="model name in the file (default: from --model)")] = None,
+    split: Annotated[str, typer.Option("--split")] = "test",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="at most this many dialogues")] = None,
+    every_nth: Annotated[int, typer.Option("--every-nth", min=1, help="keep every n-th dialogue")] = 1,
+    random_init: RandomInitOpt = False,
+    tokenizer: TokenizerOpt = None,
+    dtype: DtypeOpt = "auto",
+    allow_pickle: PickleOpt = False,
+    prompt: PromptOpt = "lab",
+    template: TemplateOpt = None,
+    max_new_tokens: MaxNewOpt = 200,
+    num_beams: BeamsOpt = 1,
+    batch_size: BatchOpt = 16,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
+) -> None:
+    """Summarize a dataset split and write a predictions file (one object per dialogue).
+
+    Under torchrun or accelerate launch the dialogues are split across the processes; rank 0 writes the file.
+    """
+    from sumlab.config import validate_name
+    from sumlab.data.loading import group_references, load_split, select_groups
+    from sumlab.evaluation.predictions import PredictionSet, write_predictions
+    from sumlab.generation.sharded import summarize_distributed
+    from sumlab.models.loading import load_model, load_tokenizer
+    from sumlab.runtime.distributed import is_main_process, run_on_main
+
+    run_on_main(refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
+    model_name = name or Path(model.rstrip("/")).name
+    try:
+        validate_name(model_name)
+    except ValueError as exc:
+        raise SumlabError(str(exc), "pass --name with a simple model name") from None
+    groups = select_groups(group_references(load_split(data, split)), limit=limit, every_nth=every_nth)
+    text_template = prompt_template(prompt, template)
+    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
+    loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
+    settings = generation_options(max_new_tokens, num_beams, batch_size)
+    summaries = summarize_distributed(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    if not is_main_process():
+        return
+    result = PredictionSet(
+        ids=[g.id for g in groups],
+        references=[list(g.references) for g in groups],
+        predictions={model_name: summaries},
+        dialogues=[g.dialogue for g in groups],
+    )
+    write_predictions(out, result)
+    console.print(f"wrote {len(groups)} predictions of {model_name} to {out}")

@@ -1,0 +1,77 @@
+"""Options and helpers that several commands share (the serve command's too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from sumlab.errors import SumlabError
+
+console = Console()
+
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model directory")]
+
+
+RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="build the architecture with random weights (offline)")]
+
+
+TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="tokenizer id or directory, if not the model's")]
+
+
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto, float32 or bfloat16 (float16 is refused for T5)")]
+
+
+PickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle .bin weights (only for files you trust)")]
+
+
+PromptOpt = Annotated[str, typer.Option("--prompt", help="a named prompt template (lab, t5, plain, brief)")]
+
+
+TemplateOpt = Annotated[Optional[str], typer.Option("--template", help="your own template; must contain {dialogue}")]
+
+
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1)]
+
+
+BeamsOpt = Annotated[int, typer.Option("--num-beams", min=1, help="1 is greedy")]
+
+
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+
+
+def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool):
+    from sumlab.config import ModelConfig, build_config
+
+    fields = {"name_or_path": model, "random_init": random_init, "tokenizer": tokenizer, "dtype": dtype,
+              "allow_pickle": allow_pickle}
+    return build_config(ModelConfig, fields, "options")
+
+
+def prompt_template(prompt: str, template: str | None) -> str:
+    from sumlab.config import PromptConfig
+    from sumlab.text.prompts import check_template, resolve_template
+
+    if template is not None:
+        return check_template(template)
+    return resolve_template(PromptConfig(name=prompt))
+
+
+def generation_options(max_new_tokens: int, num_beams: int, batch_size: int):
+    from sumlab.config import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
+
+
+def refuse_overwrite(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise SumlabError(f"{path} already exists", "choose another --out, or pass --overwrite")
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config (see configs/)")]
+
+
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: key.path=value (repeatable)")]

@@ -1,0 +1,180 @@
+"""Prediction files: one JSON object per dialogue with its references and each model's summary.
+
+A predictions file (``sumlab generate``) has, per line::
+
+    {"id": ..., "dialogue": ..., "references": [...], "predictions": {"model name": "summary", ...}}
+
+A table (CSV or JSONL, like the lab's results CSV) has one reference column and prediction columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sumlab.errors import SumlabError
+from sumlab.runtime.fileio import write_jsonl_atomic
+
+REQUIRED_KEYS = ("id", "references", "predictions")
+
+
+@dataclass
+class PredictionSet:
+    """Dialogues, their references, and each model's summaries, all in the same order."""
+
+    ids: list[str]
+    references: list[list[str]]
+    predictions: dict[str, list[str]]
+    dialogues: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name, summaries in self.predictions.items():
+            if len(summaries) != len(self.ids):
+                raise SumlabError(
+                    f"model {name!r} has {len(summaries)} summaries for {len(self.ids)} dialogues",
+                    "every model needs one summary per dialogue",
+                )
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.predictions)
+
+    def to_rows(self) -> list[dict]:
+        """One predictions-file object per dialogue."""
+        dialogues = self.dialogues or [""] * len(self.ids)
+        return [
+            {
+                "id": self.ids[i],
+                "dialogue": dialogues[i],
+                "references": self.references[i],
+                "predictions": {name: summaries[i] for name, summaries in self.predictions.items()},
+            }
+            for i in range(len(self.ids))
+        ]
+
+
+def write_predictions(path: str | Path, predictions: PredictionSet) -> None:
+    """Write ``predictions`` as a predictions file, atomically."""
+    write_jsonl_atomic(path, predictions.to_rows())
+
+
+def read_predictions(path: str | Path) -> PredictionSet:
+    """Read a predictions file written by ``sumlab generate`` (or ``write_predictions``)."""
+    rows = _read_jsonl_objects(Path(path))
+    ids, dialogues, references, predictions = [], [], [], {}
+    for line_number, row in rows:
+        missing = [key for key in REQUIRED_KEYS if key not in row]
+        if missing:
+            raise SumlabError(
+                f"{path}:{line_number}: missing key(s) {', '.join(missing)}",
+                "a predictions file has id, references and predictions on every line; "
+                "for a table, pass --references COL --predictions COL1,COL2",
+            )
+        refs = row["references"]
+        if isinstance(refs, str):
+            refs = [refs]
+        if not isinstance(refs, list) or not refs or not isinstance(row["predictions"], dict):
+            raise SumlabError(
+                f"{path}:{line_number}: references must be a non-empty list and predictions an object",
+                "see `sumlab generate --help` for the format",
+            )
+        ids.append(str(row["id"]))
+        dialogues.append(str(row.get("dialogue", "")))
+        references.append([str(ref) for ref in refs])
+        for name, summary in row["predictions"].items():
+            if name not in predictions and len(ids) > 1:  # a model the earlier lines lack
+                first_line = rows[0][0]
+                raise SumlabError(f"{path}:{first_line}: no prediction for model {name!r}", "every line needs every model")
+            predictions.setdefault(name, []).append(str(summary))
+        for name, summaries in predictions.items():
+            if len(summaries) < len(ids):
+                raise SumlabError(f"{path}:{line_number}: no prediction for model {name!r}", "every line needs every model")
+    if not ids or not predictions:
+        raise SumlabError(f"{path} holds no predictions", "generate some with `sumlab generate`")
+    return PredictionSet(ids=ids, references=references, predictions=predictions, dialogues=dialogues)
+
+
+def read_table(path: str | Path, reference_column: str, prediction_columns: Sequence[str]) -> PredictionSet:
+    """Read a CSV or JSONL table with one reference column and one column per model."""
+    file = Path(path)
+    if not prediction_columns:
+        raise SumlabError("no prediction columns given", "name at least one, e.g. --predictions COL1,COL2")
+    records = _read_csv_records(file) if file.suffix.lower() == ".csv" else [row for _, row in _read_jsonl_objects(file)]
+    if not records:
+        raise SumlabError(f"{file} has no rows", "check the file")
+    wanted = [reference_column, *prediction_columns]
+    missing = [column for column in wanted if column not in records[0]]
+    if missing:
+        raise SumlabError(
+            f"{file}: no column(s) {', '.join(missing)}",
+            f"the file has: {', '.join(str(c) for c in records[0])}",
+        )
+    ids = [str(row.get("id", index)) for index, row in enumerate(records)]
+    return PredictionSet(
+        ids=ids,
+        references=[[_cell(row[reference_column])] for row in records],
+        predictions={column: [_cell(row[column]) for row in records] for column in prediction_columns},
+        dialogues=[_cell(row.get("dialogue", "")) for row in records],
+    )
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _read_csv_records(file: Path) -> list[dict]:
+    _check_exists(file)
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except UnicodeDecodeError as exc:
+        raise SumlabError(f"{file}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
+    except csv.Error as exc:
+        raise SumlabError(f"{file}: malformed CSV: {exc}", "check quoting in the file") from None
+
+
+def _read_jsonl_objects(file: Path) -> list[tuple[int, dict]]:
+    _check_exists(file)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise SumlabError(f"{file}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SumlabError(f"{file}:{number}: malformed JSON: {exc.msg}", "each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise SumlabError(f"{file}:{number}: expected a JSON object", "each line must be one JSON object")
+        rows.append((number, row))
+    return rows
+
+
+def _check_exists(file: Path) -> None:
+    if not file.is_file():
+        raise SumlabError(f"file not found: {file}", "check the path")
+
+
+def merge_prediction_sets(sets: Sequence[PredictionSet]) -> PredictionSet:
+    """One set with every model of ``sets``, which must cover the same dialogues in the same order."""
+    if not sets:
+        raise SumlabError("no predictions to merge", "give at least one predictions file")
+    first = sets[0]
+    merged: dict[str, list[str]] = {}
+    for other in sets:
+        if other.ids != first.ids:
+            raise SumlabError(
+                "the prediction sets cover different dialogues",
+                "generate every model's predictions on the same split, limit and order",
+            )
+        for name, summaries in other.predictions.items():
+            if name in merged:
+                raise SumlabError(f"model {name!r} appears in more than one input", "rename one of them with --name")
+            merged[name] = summaries
+    return PredictionSet(ids=first.ids, references=first.references, predictions=merged, dialogues=first.dialogues)

@@ -1,0 +1,1 @@
+"""Experiment: ``sumlab run`` (the staged, cached comparison) and ``sumlab compare``."""

@@ -1,0 +1,263 @@
+"""``sumlab run``: the lab's whole experiment as cached, resumable stages.
+
+Stages: train each trained model; generate summaries for the evaluation split with every model
+(the same generation settings for all); score, test and report. A finished stage leaves a marker
+in ``stages/`` and is skipped on a rerun; a stage that fails leaves the finished ones intact.
+Every model is loaded fresh from disk, so training never touches the baseline's weights.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from sumlab.config import ExperimentConfig, ModelConfig, ModelEntry, to_yaml
+from sumlab.data.loading import (
+    ReferenceGroup,
+    group_references,
+    load_split,
+    select_groups,
+)
+from sumlab.errors import SumlabError
+from sumlab.evaluation.predictions import (
+    PredictionSet,
+    merge_prediction_sets,
+    read_predictions,
+    write_predictions,
+)
+from sumlab.evaluation.results import build_results, score_models, write_lab_csv
+from sumlab.generation.sharded import summarize_distributed
+from sumlab.models.adapters import attach_adapter, resolve_adapter_dir
+from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.runtime.distributed import is_main_process, run_on_main
+from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
+from sumlab.text.prompts import resolve_template
+from sumlab.training.run_dir import RunPaths, read_log
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExperimentPaths:
+    """Where each artifact of an experiment lives."""
+
+    root: Path
+
+    config = property(lambda self: self.root / "config.yaml")
+    stages = property(lambda self: self.root / "stages")
+    runs = property(lambda self: self.root / "runs")
+    predictions = property(lambda self: self.root / "predictions")
+    results = property(lambda self: self.root / "results.json")
+
+    def stage_marker(self, stage: str) -> Path:
+        return self.stages / f"{stage}.json"
+
+    def run(self, model_name: str) -> RunPaths:
+        return RunPaths(self.runs / model_name)
+
+
+def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> ExperimentPaths:
+    """Create the experiment directory, or reopen it to continue when its config is the same."""
+    import shutil
+
+    paths = ExperimentPaths(Path(root))
+    if paths.root.exists() and any(paths.root.iterdir()):
+        if overwrite and not paths.config.is_file():  # never delete a directory that is not an experiment
+            raise SumlabError(
+                f"{paths.root} is not empty and holds no experiment (no config.yaml), so --overwrite won't delete it",
+                "choose another --out",
+            )
+        if overwrite:
+            shutil.rmtree(paths.root)
+        elif not paths.config.is_file() or paths.config.read_text(encoding="utf-8") != config_yaml:
+            raise SumlabError(
+                f"{paths.root} holds another experiment (its config differs)",
+                "use another --out, or --overwrite to start again",
+            )
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if not paths.config.is_file():
+        write_text_atomic(paths.config, config_yaml)
+    return paths
+
+
+def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None]) -> bool:
+    """Run ``action`` unless ``stage`` finished before; mark it finished. Returns whether it ran.
+
+    With several processes, all run the action (each does its share) and rank 0 decides and marks.
+    """
+    marker = paths.stage_marker(stage)
+    if run_on_main(marker.is_file):
+        log.info("stage %s: done before, skipped", stage)
+        return False
+    log.warning("stage %s: running", stage)
+    started = time.perf_counter()
+    action()
+    run_on_main(write_json_atomic, marker, {"finished": _now(), "seconds": round(time.perf_counter() - started, 3)})
+    return True
+
+
+def evaluation_groups(config: ExperimentConfig) -> list[ReferenceGroup]:
+    """The evaluation dialogues (test split), each with all of its references, subsampled by whole groups."""
+    selection = config.data.test
+    rows = load_split(config.data.source, selection.split, config.data.columns)
+    return select_groups(
+        group_references(rows), limit=selection.limit, every_nth=selection.every_nth,
+        shuffle=selection.shuffle, seed=config.data.seed,
+    )
+
+
+def train_model(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths) -> None:
+    """Train one model of the experiment into ``runs/<name>``, resuming an interrupted run."""
+    from sumlab.training.trainer import train
+
+    run = paths.run(entry.name)
+    started = run_on_main(run.config.is_file)
+    train(config.train_config(entry), out_dir=run.root, resume=started, overwrite=not started)
+
+
+def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths):
+    """A fresh model and tokenizer for ``entry``: the base, a trained run, or a given checkpoint/adapter."""
+    base_config = config.base_model(entry)
+    if entry.kind == "zero_shot":
+        return load_model(base_config), load_tokenizer(base_config)
+    source = paths.run(entry.name).model if entry.kind == "train" else _model_dir(Path(entry.path))
+    if (source / "adapter_config.json").is_file():
+        model = attach_adapter(load_model(base_config), resolve_adapter_dir(source), allow_pickle=base_config.allow_pickle)
+        return model, load_tokenizer(ModelConfig(name_or_path=str(source)))
+    model_config = ModelConfig(name_or_path=str(source), dtype=base_config.dtype, allow_pickle=base_config.allow_pickle)
+    return load_model(model_config), load_tokenizer(model_config)
+
+
+def _model_dir(path: Path) -> Path:
+    """A model or adapter directory, given it or the run directory that holds it in ``model/``."""
+    if not path.exists():
+        raise SumlabError(f"model path not found: {path}", "check models[].path in the config")
+    return path / "model" if (path / "model").is_dir() else path
+
+
+def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths,
+                         groups: list[ReferenceGroup]) -> None:
+    """Summarize the evaluation dialogues with one model and write ``predictions/<name>.jsonl``."""
+    model, tokenizer = load_for_generation(config, entry, paths)
+    dialogues = [group.dialogue for group in groups]
+    summaries = summarize_distributed(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
+    if is_main_process():
+        write_predictions(paths.predictions / f"{entry.name}.jsonl", PredictionSet(
+            ids=[g.id for g in groups], references=[list(g.references) for g in groups],
+            predictions={entry.name: summaries}, dialogues=dialogues,
+        ))
+    del model
+    gc.collect()
+
+
+def model_info(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths) -> dict:
+    """Kind, method, label, cost and training log of one model, for the report."""
+    info = {"kind": entry.kind, "method": entry.method, "label": entry.label or entry.name, "cost": None, "log": [],
+            "base_model": _describe_base(config.base_model(entry))}
+    run = paths.run(entry.name)
+    if entry.kind == "train" and run.summary.is_file():
+        summary = json.loads(run.summary.read_text(encoding="utf-8"))
+        memory = summary["peak_memory"]
+        info["cost"] = {
+            **summary["parameters"],
+            "saved_bytes": summary["saved_bytes"],
+            "full_model_bytes": summary["full_model_bytes"],
+            "train_seconds": summary["wall_seconds"],
+            "peak_memory_bytes": memory.get("cuda_bytes", memory["rss_bytes"]),
+        }
+        info["log"] = read_log(run.log)
+    return info
+
+
+def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], paths: ExperimentPaths) -> dict:
+    """The report's setup section: model, data, prompt, generation, versions, hardware and time."""
+    import peft
+    import transformers
+
+    import sumlab
+
+    stage_seconds = [json.loads(p.read_text())["seconds"] for p in paths.stages.glob("*.json")]
+    references = sum(len(g.references) for g in groups)
+    return {
+        "base_model": ", ".join(dict.fromkeys(_describe_base(config.base_model(entry)) for entry in config.models)),
+        "dataset": config.data.source,
+        "splits": {which: _selection_size(config, which) for which in ("train", "validation")},
+        "eval": {
+            "split": config.data.test.split, "dialogues": len(groups),
+            "references_per_dialogue": round(references / max(len(groups), 1), 2), "aggregate": config.eval.aggregate,
+        },
+        "prompt": resolve_template(config.prompt),
+        "generation": config.generation.model_dump(),
+        "versions": {"sumlab": sumlab.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "peft": peft.__version__, "python": platform.python_version()},
+        "hardware": {"device": "cuda" if torch.cuda.is_available() else "cpu", "cpu_count": os.cpu_count(),
+                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "wall_seconds": round(sum(stage_seconds), 1),
+    }
+
+
+def _describe_base(model: ModelConfig) -> str:
+    return model.name_or_path + (" (random init)" if model.random_init else "")
+
+
+def _selection_size(config: ExperimentConfig, which: str) -> int | None:
+    from sumlab.data.loading import load_selection
+
+    if getattr(config.data, which) is None or not any(m.kind == "train" for m in config.models):
+        return None
+    return len(load_selection(config.data, which))
+
+
+def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, dict]:
+    """Run (or continue) the experiment and write results.json, the report and the lab CSV.
+
+    Returns:
+        The experiment directory and the results document.
+    """
+    root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
+    for entry in config.models:  # a typo in a path fails now, not after hours of training the others
+        if entry.kind == "pretrained":
+            _model_dir(Path(entry.path))
+    paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
+    groups = evaluation_groups(config)
+    for entry in config.models:
+        if entry.kind == "train":
+            run_stage(paths, f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
+    for entry in config.models:
+        run_stage(paths, f"generate-{entry.name}",
+                  lambda entry=entry: generate_predictions(config, entry, paths, groups))
+    results = run_on_main(analyse, config, paths, groups)  # scored once, by rank 0
+    return paths.root, results
+
+
+def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[ReferenceGroup]) -> dict:
+    """Score, test and report from the cached predictions (cheap, so always redone)."""
+    from sumlab.report import write_report
+
+    sets = [read_predictions(paths.predictions / f"{entry.name}.jsonl") for entry in config.models]
+    predictions = merge_prediction_sets(sets)
+    scores = score_models(predictions, config.eval)
+    results = build_results(
+        predictions, scores, config.eval, name=config.name,
+        setup=experiment_setup(config, groups, paths),
+        models_info={entry.name: model_info(config, entry, paths) for entry in config.models},
+    )
+    results["created"] = _now()
+    write_json_atomic(paths.results, results)
+    write_lab_csv(results, paths.root)
+    write_report(results, paths.root)
+    return results
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

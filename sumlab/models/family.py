@@ -1,0 +1,31 @@
+"""Which family a model belongs to: encoder-decoder (T5) or decoder-only (Llama, Qwen, GPT-2)."""
+
+from __future__ import annotations
+
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig
+
+from sumlab.config import Family, ModelConfig
+from sumlab.models.sources import architecture_config
+
+
+def family_of(hf_config: PretrainedConfig, requested: str = "auto") -> Family:
+    """``seq2seq`` for an encoder-decoder config, ``causal`` for a decoder-only one, unless ``requested`` says."""
+    if requested != "auto":
+        return requested  # type: ignore[return-value]
+    return "seq2seq" if getattr(hf_config, "is_encoder_decoder", False) else "causal"
+
+
+def model_family(config: ModelConfig) -> Family:
+    """The family of ``config``'s model, read from its config alone (no weights are loaded)."""
+    if config.family != "auto":
+        return config.family
+    return family_of(architecture_config(config.name_or_path))
+
+
+def is_causal(model) -> bool:
+    """True for a decoder-only model (plain or PEFT-wrapped), False for an encoder-decoder."""
+    return not getattr(model.config, "is_encoder_decoder", False)
+
+
+def auto_model_class(family: Family):
+    return AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM

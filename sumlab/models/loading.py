@@ -1,0 +1,121 @@
+"""Load models and tokenizers, build known architectures at random init, add PEFT, count parameters."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    ByT5Tokenizer,
+    PreTrainedModel,
+)
+
+from sumlab.config import ModelConfig, Precision
+from sumlab.errors import SumlabError, first_line
+from sumlab.models.family import auto_model_class, family_of
+from sumlab.models.random_init import build_random_model
+from sumlab.models.sources import (
+    BUNDLED_MODELS,
+    _check_local_exists,
+    _expand,
+    _hub_hint,
+    is_local,
+)
+
+log = logging.getLogger(__name__)
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, otherwise the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(precision: Precision, model_type: str = "t5") -> torch.dtype:
+    """The torch dtype for ``precision``: ``auto`` is bf16 on a GPU that supports it, fp32 otherwise."""
+    if precision == "float16" and model_type in {"t5", "mt5", "umt5"}:
+        raise SumlabError(
+            "float16 is refused for T5 models: T5's activations overflow fp16's range and give NaN/inf",
+            "use bfloat16 on a GPU that supports it, or float32",
+        )
+    if precision == "auto":
+        bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16_ok else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+
+
+def check_weight_format(directory: Path, allow_pickle: bool) -> None:
+    """Refuse a local model directory that has only pickle weights, unless pickle is allowed."""
+    if any((directory / name).exists() for name in SAFE_WEIGHTS):
+        return
+    if any((directory / name).exists() for name in PICKLE_WEIGHTS):
+        if allow_pickle:
+            log.warning("loading pickle weights from %s: only do this for files you trust", directory)
+            return
+        raise SumlabError(
+            f"{directory} has only pickle (.bin) weights, which can run code when loaded",
+            "convert them to safetensors, or pass --allow-pickle if you trust the files",
+        )
+    raise SumlabError(f"{directory} holds no model weights", "point to a directory with model.safetensors")
+
+
+def load_tokenizer(config: ModelConfig):
+    """The tokenizer named in ``config`` (its own, or the model's; ByT5's bytes for a bare random init)."""
+    source = config.tokenizer or config.name_or_path
+    if config.tokenizer is None and config.random_init and not is_local(source):
+        log.info("no tokenizer for random-init %s offline: using the byte-level ByT5 tokenizer", source)
+        return ByT5Tokenizer()
+    _check_local_exists(source, "tokenizer")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(_expand(source), trust_remote_code=False)
+    except OSError as exc:
+        raise SumlabError(f"could not load the tokenizer {source!r}: {first_line(exc)}", _hub_hint(source)) from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 and Llama tokenizers have none; padding is masked anyway
+    return tokenizer
+
+
+def load_model(config: ModelConfig, device: torch.device | None = None) -> PreTrainedModel:
+    """Load the seq2seq model of ``config`` (or build it at random init), in its dtype, on ``device``."""
+    if config.random_init:
+        model = build_random_model(config.name_or_path, family=config.family)
+        model = model.to(resolve_dtype(config.dtype, model.config.model_type))
+    else:
+        model = load_pretrained(config.name_or_path, config.dtype, config.allow_pickle, family=config.family)
+    return model.to(device or pick_device())
+
+
+def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool = False,
+                    family: str = "auto") -> PreTrainedModel:
+    """``from_pretrained`` (seq2seq or causal) with safetensors by default and never remote code."""
+    _check_local_exists(name_or_path, "model")
+    source = _expand(name_or_path)
+    if is_local(name_or_path):
+        check_weight_format(Path(source), allow_pickle)
+    try:
+        hf_config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        dtype = resolve_dtype(precision, hf_config.model_type)
+        model = auto_model_class(family_of(hf_config, family)).from_pretrained(
+            source, dtype=dtype, use_safetensors=None if allow_pickle else True, trust_remote_code=False
+        )
+    except SumlabError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise SumlabError(f"could not load the model {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)) from None
+    if name_or_path in BUNDLED_MODELS:
+        model.config.name_or_path = name_or_path  # adapters then record the portable name, not a site-packages path
+    if model.get_output_embeddings() is not None and (
+        model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    ):
+        # transformers 5's T5Config says tie_word_embeddings=True even when the checkpoint's lm_head was
+        # loaded as its own matrix; left so, tie_weights() or resize_token_embeddings() would overwrite
+        # lm_head with the embedding, and a saved config.json would tell transformers 4 to tie (and rescale).
+        model.config.tie_word_embeddings = False
+    return model
+
+

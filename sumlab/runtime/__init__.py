@@ -1,0 +1,1 @@
+"""Runtime: the process group and rank-0 writes, atomic file writes, peak memory."""
