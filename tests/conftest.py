@@ -132,3 +132,21 @@ def browser(tmp_path_factory):
 
 def _find_binary(preferred: str, name: str) -> str | None:
     return preferred if Path(preferred).is_file() else shutil.which(name)
+
+
+@pytest.fixture(autouse=True)
+def results_json_follows_the_published_schema(request):
+    """After each test, every results.json under its tmp_path must validate against results.schema.json."""
+    tmp_path = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    written = sorted(tmp_path.rglob("results.json")) if tmp_path is not None else []
+    if written:
+        import jsonschema
+
+        from sumlab.evaluation.schema import SCHEMA_FILE
+
+        validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+        for path in written:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+            assert error is None, f"{path} breaks results.schema.json at {error.json_path}: {error.message}"

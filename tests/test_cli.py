@@ -22,11 +22,11 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from sumlab.cli.app import app, main
-from sumlab.config import GenerationSettings
+from sumlab.config import EvalSettings, GenerationSettings
 from sumlab.errors import SumlabError
 from sumlab.evaluation.predictions import read_predictions
 from sumlab.evaluation.rouge import ROUGE_KEYS
-from sumlab.evaluation.scoring import score_prediction_set, scores_to_json
+from sumlab.evaluation.scoring import score_models, scores_to_json
 from sumlab.generation.batching import summarize
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -218,8 +218,10 @@ def test_evaluate_a_predictions_file(generated, tmp_path):
     result = ok("evaluate", generated, "--json", out)
     data = json.loads(out.read_text())
     assert_scores_json(data, ["tiny-t5"])
-    assert data == json.loads(json.dumps(scores_to_json(score_prediction_set(read_predictions(generated)))))
+    assert data == json.loads(json.dumps(scores_to_json(score_models(read_predictions(generated), EvalSettings()))))
     assert "rouge1" in result.stdout
+    # a single model: no improvement column, no caption about improving over itself
+    assert "Δ pts" not in result.stdout and "improvement" not in result.stdout
 
 
 def test_evaluate_the_lab_csv(lab_csv, tmp_path):
@@ -234,6 +236,7 @@ def test_evaluate_the_lab_csv(lab_csv, tmp_path):
         assert data["instruct_model_summaries"][key]["mean"] > data["original_model_summaries"][key]["mean"]
         assert data["peft_model_summaries"][key]["mean"] > data["original_model_summaries"][key]["mean"]
     assert "original_model_summaries" in result.stdout
+    assert "Δ pts: absolute improvement over original_model_summaries" in " ".join(result.stdout.split())
 
 
 # ---------------------------------------------------------------- data audit

@@ -27,6 +27,7 @@ from sumlab.evaluation.predictions import (
     read_predictions,
     write_predictions,
 )
+from sumlab.evaluation.schema import Results
 from sumlab.experiment.compare import compare, experiment_eval_settings
 
 REPORT_FILES = ("results.json", "report.html", "report.md", "lab_results.csv")
@@ -56,13 +57,13 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
     return root, results
 
 
-def single_model_file(results: dict, model: str, path: Path, rename: str | None = None) -> Path:
+def single_model_file(results: Results, model: str, path: Path, rename: str | None = None) -> Path:
     """One model's summaries from the results, written as a predictions file."""
-    examples = results["examples"]
+    examples = results.examples
     write_predictions(path, PredictionSet(
-        ids=[e["id"] for e in examples], references=[e["references"] for e in examples],
-        predictions={rename or model: [e["predictions"][model] for e in examples]},
-        dialogues=[e["dialogue"] for e in examples],
+        ids=[e.id for e in examples], references=[e.references for e in examples],
+        predictions={rename or model: [e.predictions[model] for e in examples]},
+        dialogues=[e.dialogue for e in examples],
     ))
     return path
 
@@ -79,15 +80,17 @@ def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_
         assert (out / name).stat().st_size > 0, name
     assert list((out / "plots").glob("*.png"))
     rebuilt = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert rebuilt["baseline"] == expected["baseline"]
-    assert list(rebuilt["models"]) == list(expected["models"])
-    for name, model in expected["models"].items():
-        for field in ("scores", "improvement", "kind", "method", "label", "cost", "log"):
+    written = json.loads((root / "results.json").read_text(encoding="utf-8"))
+    assert rebuilt["baseline"] == written["baseline"]
+    assert list(rebuilt["models"]) == list(written["models"])
+    for name, model in written["models"].items():
+        for field in ("scores", "improvement", "kind", "method", "label", "base_model", "cost", "log"):
             assert rebuilt["models"][name][field] == model[field], (name, field)
-    assert rebuilt["significance"] == expected["significance"]
-    assert rebuilt["examples"] == expected["examples"]
-    assert rebuilt["setup"]["base_model"] == expected["setup"]["base_model"]
-    assert rebuilt["setup"]["sources"] == [str(root)]
+    assert written["models"]["lora"]["cost"]["trainable"] > 0 and written["models"]["lora"]["log"]
+    assert rebuilt["significance"] == written["significance"]
+    assert rebuilt["examples"] == written["examples"]
+    assert rebuilt["setup"] == {**written["setup"], "sources": [str(root)]}
+    assert "created" not in rebuilt
     assert (out / "lab_results.csv").read_text(encoding="utf-8") == (root / "lab_results.csv").read_text(encoding="utf-8")
 
 
@@ -99,18 +102,19 @@ def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     out = tmp_path / "report"
     assert experiment_eval_settings([base, adapter]) is None  # files carry no eval settings: scored as told
     results = compare([base, adapter], out, experiment_eval_settings([root]), name="two files")
-    assert results["name"] == "two files" and results["baseline"] == "base"
-    assert list(results["models"]) == ["base", "adapter"]
-    assert results["models"]["base"]["scores"] == expected["models"]["original"]["scores"]
-    assert results["models"]["adapter"]["scores"] == expected["models"]["lora"]["scores"]
-    assert results["models"]["adapter"]["improvement"] == expected["models"]["lora"]["improvement"]
-    assert results["models"]["adapter"]["cost"] is None  # a predictions file says nothing about training
-    assert [row["a"] + "-" + row["b"] for row in results["significance"]] == ["adapter-base"] * 4
-    assert all(len(example["references"]) == 3 for example in results["examples"])
+    assert results.name == "two files" and results.baseline == "base"
+    assert list(results.models) == ["base", "adapter"]
+    assert results.models["base"].scores == expected.models["original"].scores
+    assert results.models["adapter"].scores == expected.models["lora"].scores
+    assert results.models["adapter"].improvement == expected.models["lora"].improvement
+    assert results.models["adapter"].cost is None  # a predictions file says nothing about training
+    assert [row.a + "-" + row.b for row in results.significance] == ["adapter-base"] * 4
+    assert all(len(example.references) == 3 for example in results.examples)
     for name in REPORT_FILES:
         assert (out / name).is_file(), name
     merged = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert merged["models"].keys() == {"base", "adapter"}
+    assert merged["setup"] == {"sources": [str(base), str(adapter)]}  # files know nothing else
 
 
 @pytest.mark.slow
@@ -146,6 +150,28 @@ def test_compare_needs_a_finished_experiment_or_a_file(tmp_path):
         compare([tmp_path / "missing.jsonl"], tmp_path / "out")
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    ("{not json", "is not a sumlab results file: Invalid JSON"),
+    (json.dumps({"name": "x", "baseline": "a", "models": {"a": {"kind": "trained"}}}), "models.a.kind"),
+    (json.dumps([1, 2]), "is not a sumlab results file"),
+])
+def test_compare_refuses_a_broken_or_foreign_results_file_with_one_line(tmp_path_factory, monkeypatch, capsys,
+                                                                        content, says):
+    from sumlab.cli.app import main
+
+    work = tmp_path_factory.mktemp("foreign")  # not under tmp_path: conftest checks every results.json there
+    (work / "experiment").mkdir()
+    (work / "experiment" / "results.json").write_text(content, encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["sumlab", "compare", str(work / "experiment"), "--out", str(work / "out")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], lines
+    assert "results.json" in lines[0] and lines[0].endswith("wrote)")  # with its hint
+    assert not (work / "out").exists()
+
+
 def test_cli_refuses_an_existing_out_with_one_line(tmp_path):
     predictions = tmp_path / "p.jsonl"
     write_predictions(predictions, PredictionSet(ids=["a"], references=[["a cat"]], predictions={"m": ["a cat"]}))
@@ -168,4 +194,4 @@ def test_compare_scores_with_the_given_settings(tmp_path):
         predictions={"m": ["the dog sat", "we meet"], "n": ["a cat sat", "noon"]}))
     by_max = compare([predictions], tmp_path / "max", EvalSettings(aggregate="max"))
     by_mean = compare([predictions], tmp_path / "mean", EvalSettings(aggregate="mean"))
-    assert by_mean["models"]["n"]["scores"]["rouge1"]["mean"] < by_max["models"]["n"]["scores"]["rouge1"]["mean"]
+    assert by_mean.models["n"].scores["rouge1"].mean < by_max.models["n"].scores["rouge1"].mean

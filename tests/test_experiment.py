@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from sumlab.config import (
 from sumlab.errors import SumlabError
 from sumlab.evaluation.predictions import read_predictions
 from sumlab.evaluation.rouge import ROUGE_KEYS
+from sumlab.evaluation.schema import SCHEMA_FILE
 from sumlab.experiment.run import run_experiment
 
 TRAINED = ("full", "lora")
@@ -132,83 +134,89 @@ def test_run_writes_every_artifact(experiment):
     html = (root / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 3  # the plots are embedded: the file works on its own
     on_disk = json.loads((root / "results.json").read_text(encoding="utf-8"))
-    assert on_disk["models"].keys() == experiment.results["models"].keys()
+    assert on_disk == experiment.results.to_json()
 
 
 @pytest.mark.slow
 def test_results_follow_the_schema(experiment):
+    jsonschema = pytest.importorskip("jsonschema")
+    written = json.loads((experiment.root / "results.json").read_text(encoding="utf-8"))
+    jsonschema.validate(written, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
+    assert list(written) == ["name", "setup", "baseline", "models", "significance", "examples", "highlight",
+                             "lab_csv", "created"]
+    assert list(written["setup"]) == ["base_model", "dataset", "splits", "eval", "prompt", "generation", "versions",
+                                      "hardware", "wall_seconds"]  # no compare sources in an experiment's setup
     results = experiment.results
-    assert {"name", "setup", "baseline", "models", "significance", "examples", "highlight", "lab_csv"} <= results.keys()
-    assert results["name"] == "tiny-lab" and results["baseline"] == "original" and results["lab_csv"] == "lab_results.csv"
-    setup = results["setup"]
-    assert {"base_model", "dataset", "splits", "eval", "prompt", "generation", "versions", "hardware",
-            "wall_seconds"} <= setup.keys()
-    assert setup["base_model"] == str(experiment.base_model)
-    assert setup["dataset"] == experiment.config.data.source
-    assert setup["splits"] == {"train": 48, "validation": 8}
-    assert setup["eval"]["split"] == "test" and setup["eval"]["dialogues"] == TEST_DIALOGUES
-    assert "{dialogue}" in setup["prompt"]
-    assert setup["generation"]["max_new_tokens"] == 8
-    assert {"sumlab", "torch", "transformers", "peft", "python"} <= setup["versions"].keys()
-    assert setup["hardware"]["device"] in ("cpu", "cuda")
-    assert setup["wall_seconds"] > 0
-    assert list(results["models"]) == list(MODELS)
-    for name, model in results["models"].items():
-        assert {"kind", "method", "label", "scores", "improvement", "cost", "log"} <= model.keys()
+    assert results.name == "tiny-lab" and results.baseline == "original" and results.lab_csv == "lab_results.csv"
+    assert results.created
+    setup = results.setup
+    assert setup.base_model == str(experiment.base_model)
+    assert setup.dataset == experiment.config.data.source
+    assert setup.splits == {"train": 48, "validation": 8}
+    assert setup.eval.split == "test" and setup.eval.dialogues == TEST_DIALOGUES
+    assert "{dialogue}" in setup.prompt
+    assert setup.generation["max_new_tokens"] == 8
+    assert {"sumlab", "torch", "transformers", "peft", "python"} <= setup.versions.keys()
+    assert setup.hardware.device in ("cpu", "cuda")
+    assert setup.wall_seconds > 0
+    assert list(results.models) == list(MODELS)
+    for name, model in results.models.items():
         for key in ROUGE_KEYS:
-            score = model["scores"][key]
-            assert 0 <= score["ci95"][0] <= score["mean"] <= score["ci95"][1] <= 1, (name, key)
-    assert results["models"]["original"]["kind"] == "zero_shot"
-    assert results["models"]["lora"]["method"] == "lora" and results["models"]["lora"]["label"] == "LoRA"
+            score = model.scores[key]
+            assert 0 <= score.ci95[0] <= score.mean <= score.ci95[1] <= 1, (name, key)
+    assert results.models["original"].kind == "zero_shot" and results.models["full"].kind == "train"
+    assert results.models["lora"].method == "lora" and results.models["lora"].label == "LoRA"
 
 
 @pytest.mark.slow
 def test_dialogsum_test_dialogues_keep_their_three_references(experiment):
-    examples = experiment.results["examples"]
+    examples = experiment.results.examples
     assert len(examples) == TEST_DIALOGUES
-    assert len({example["id"] for example in examples}) == TEST_DIALOGUES
-    assert all(len(example["references"]) == 3 for example in examples)
-    assert experiment.results["setup"]["eval"]["references_per_dialogue"] == 3
+    assert len({example.id for example in examples}) == TEST_DIALOGUES
+    assert all(len(example.references) == 3 for example in examples)
+    assert experiment.results.setup.eval.references_per_dialogue == 3
     # the examples carry exactly what each model's predictions file holds
     for name in MODELS:
         written = read_predictions(experiment.root / "predictions" / f"{name}.jsonl")
-        assert [example["predictions"][name] for example in examples] == written.predictions[name]
-        assert [example["references"] for example in examples] == written.references
+        assert [example.predictions[name] for example in examples] == written.predictions[name]
+        assert [example.references for example in examples] == written.references
     # the lab's example 200 is out of range for 6 dialogues: the first one is shown instead
-    assert experiment.results["highlight"] == [examples[0]["id"]]
+    assert experiment.results.highlight == [examples[0].id]
 
 
 @pytest.mark.slow
 def test_improvement_and_significance(experiment):
-    models = experiment.results["models"]
-    assert models["original"]["improvement"] == {key: 0 for key in ROUGE_KEYS}
+    models = experiment.results.models
+    assert models["original"].improvement == {key: 0 for key in ROUGE_KEYS}
     for name in TRAINED:
         for key in ROUGE_KEYS:
-            expected = (models[name]["scores"][key]["mean"] - models["original"]["scores"][key]["mean"]) * 100
-            assert models[name]["improvement"][key] == pytest.approx(expected, abs=1e-4)
-    rows = experiment.results["significance"]
+            expected = (models[name].scores[key].mean - models["original"].scores[key].mean) * 100
+            assert models[name].improvement[key] == pytest.approx(expected, abs=1e-4)
+    rows = experiment.results.significance
     assert len(rows) == 3 * len(ROUGE_KEYS)
-    assert {(row["a"], row["b"], row["metric"]) for row in rows} == {
+    assert {(row.a, row.b, row.metric) for row in rows} == {
         (a, b, key) for a, b in (("full", "original"), ("lora", "original"), ("lora", "full")) for key in ROUGE_KEYS
     }
     for row in rows:
-        assert 0 < row["p_value"] <= 1
-        delta = models[row["a"]]["scores"][row["metric"]]["mean"] - models[row["b"]]["scores"][row["metric"]]["mean"]
-        assert row["delta"] == pytest.approx(delta, abs=1e-9)
+        assert 0 < row.p_value <= 1
+        delta = models[row.a].scores[row.metric].mean - models[row.b].scores[row.metric].mean
+        assert row.delta == pytest.approx(delta, abs=1e-9)
 
 
 @pytest.mark.slow
 def test_costs_of_trained_models(experiment):
-    models = experiment.results["models"]
-    assert models["original"]["cost"] is None
-    costs = {name: models[name]["cost"] for name in TRAINED}
+    models = experiment.results.models
+    assert models["original"].cost is None
+    costs = {name: models[name].cost for name in TRAINED}
     for name, cost in costs.items():
-        assert 0 < cost["trainable"] <= cost["total"], name
-        assert cost["train_seconds"] > 0 and cost["peak_memory_bytes"] > 0 and cost["saved_bytes"] > 0
-        assert models[name]["log"], f"{name} has no training log"
-    assert costs["full"]["trainable"] == costs["full"]["total"]
-    assert costs["lora"]["percent"] < costs["full"]["percent"]
-    assert costs["lora"]["saved_bytes"] < costs["full"]["saved_bytes"]  # an adapter is smaller than a model
+        assert 0 < cost.trainable <= cost.total, name
+        assert cost.train_seconds > 0 and cost.peak_memory_bytes > 0 and cost.saved_bytes > 0
+        assert models[name].log, f"{name} has no training log"
+        summary = json.loads((experiment.root / "runs" / name / "summary.json").read_text(encoding="utf-8"))
+        assert cost.trainable == summary["parameters"]["trainable"] and cost.train_seconds == summary["wall_seconds"]
+    assert costs["full"].trainable == costs["full"].total
+    assert costs["lora"].percent < costs["full"].percent
+    assert costs["lora"].saved_bytes < costs["full"].saved_bytes  # an adapter is smaller than a model
 
 
 # -- caching and resume --------------------------------------------------------------------------------------------
@@ -249,8 +257,8 @@ def test_rerunning_a_finished_experiment_runs_no_stage(experiment, monkeypatch):
     assert root == experiment.root
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in stages.iterdir()} == before
     for name in MODELS:
-        assert results["models"][name]["scores"] == experiment.results["models"][name]["scores"]
-    assert results["significance"] == experiment.results["significance"]
+        assert results.models[name].scores == experiment.results.models[name].scores
+    assert results.significance == experiment.results.significance
 
 
 # -- the baseline never changes -----------------------------------------------------------------------------------
@@ -309,13 +317,27 @@ def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment
     assert not (target / "runs").exists()  # the old experiment is gone, nothing was trained
     assert sorted(p.stem for p in (target / "stages").glob("*.json")) == [
         "generate-full_again", "generate-lora_again", "generate-original"]
-    assert list(results["models"]) == ["original", "lora_again", "full_again"]
-    assert results["models"]["lora_again"]["kind"] == "pretrained"
-    first = {example["id"]: example["predictions"] for example in experiment.results["examples"]}
-    for example in results["examples"]:
-        assert example["predictions"]["lora_again"] == first[example["id"]]["lora"]
-        assert example["predictions"]["full_again"] == first[example["id"]]["full"]
-        assert example["predictions"]["original"] == first[example["id"]]["original"]
+    assert list(results.models) == ["original", "lora_again", "full_again"]
+    assert results.models["lora_again"].kind == "pretrained"
+    first = {example.id: example.predictions for example in experiment.results.examples}
+    for example in results.examples:
+        assert example.predictions["lora_again"] == first[example.id]["lora"]
+        assert example.predictions["full_again"] == first[example.id]["full"]
+        assert example.predictions["original"] == first[example.id]["original"]
+    # a model from a run directory (or the model/ inside one) brings that run's cost, log and method along
+    trained = experiment.results.models
+    for again, name in (("lora_again", "lora"), ("full_again", "full")):
+        model = results.models[again]
+        assert model.cost is not None and model.cost == trained[name].cost, again
+        assert model.log == trained[name].log and model.method == name, again
+    assert results.models["original"].cost is None
+    cost_table = (target / "report.html").read_text(encoding="utf-8").split('id="cost-table"')[1]
+    cost_row = re.search(r'<tr><th scope="row" class="">lora_again</th>(.*?)</tr>', cost_table).group(1)
+    assert "—" not in cost_row and f"{trained['lora'].cost.trainable:,}" in cost_row
+    # the lab's CSV gives them the lab's columns as it does for models trained in the experiment
+    with (target / "lab_results.csv").open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert header[2:] == ["original_model_summaries", "instruct_model_summaries", "peft_model_summaries"]
 
 
 def test_overwrite_never_deletes_a_directory_that_is_not_an_experiment(tmp_path):
@@ -370,15 +392,15 @@ def test_lab_csv_round_trips_through_sumlab_evaluate(experiment, tmp_path):
     scores = json.loads(scores_path.read_text())
     assert list(scores) == list(columns.values())
 
-    examples = experiment.results["examples"]
+    examples = experiment.results.examples
     with csv_path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 * len(examples)  # one row per (dialogue, reference), as in the lab
     assert list(rows[0]) == ["", "human_baseline_summaries", *columns.values()]
-    references = [reference for example in examples for reference in example["references"]]
+    references = [reference for example in examples for reference in example.references]
     assert [row["human_baseline_summaries"] for row in rows] == references
     for model, column in columns.items():
-        predictions = [example["predictions"][model] for example in examples for _ in example["references"]]
+        predictions = [example.predictions[model] for example in examples for _ in example.references]
         direct = rouge_per_example(predictions, references)
         for key in ROUGE_KEYS:
             assert scores[column][key]["mean"] == pytest.approx(float(direct[key].mean()), abs=1e-12), (model, key)

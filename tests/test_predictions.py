@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sumlab.config import EvalSettings
 from sumlab.errors import SumlabError
 from sumlab.evaluation.predictions import (
     PredictionSet,
@@ -16,7 +17,7 @@ from sumlab.evaluation.predictions import (
     write_predictions,
 )
 from sumlab.evaluation.rouge import ROUGE_KEYS
-from sumlab.evaluation.scoring import score_prediction_set, scores_table, scores_to_json
+from sumlab.evaluation.scoring import score_models, scores_table, scores_to_json
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"
@@ -169,15 +170,15 @@ def test_multi_reference_scoring_takes_the_best_reference():
         references=[["completely unrelated words here", "the cat sat on the mat"]],
         predictions={"m": ["the cat sat on the mat"]},
     )
-    best = score_prediction_set(predictions, aggregate="max")["m"]
-    averaged = score_prediction_set(predictions, aggregate="mean")["m"]
+    best = score_models(predictions, EvalSettings(aggregate="max"))["m"]
+    averaged = score_models(predictions, EvalSettings(aggregate="mean"))["m"]
     for key in ROUGE_KEYS:
         assert best.summary[key].mean == pytest.approx(1.0)
         assert averaged.summary[key].mean == pytest.approx(0.5)  # (1.0 + 0.0) / 2
 
 
 def test_scores_json_has_each_model_and_metric_with_mean_and_ci():
-    scores = score_prediction_set(sample_set(), seed=3)
+    scores = score_models(sample_set(), EvalSettings(seed=3))
     data = scores_to_json(scores)
     assert list(data) == ["base", "lora-r32"]
     for metrics in data.values():
@@ -188,10 +189,21 @@ def test_scores_json_has_each_model_and_metric_with_mean_and_ci():
             assert low <= summary["mean"] <= high
     json.dumps(data)  # plain JSON types only
     assert data["lora-r32"]["rouge1"]["mean"] > data["base"]["rouge1"]["mean"]
-    assert scores_to_json(score_prediction_set(sample_set(), seed=3)) == data  # seeded: reproducible
+    assert scores_to_json(score_models(sample_set(), EvalSettings(seed=3))) == data  # seeded: reproducible
 
 
 def test_scores_table_has_four_rows_per_model():
-    table = scores_table(score_prediction_set(sample_set()))
+    table = scores_table(score_models(sample_set(), EvalSettings()))
     assert table.row_count == 4 * 2
-    assert "base" in table.caption
+    assert [column.header for column in table.columns][-1] == "Δ pts"
+    assert table.caption == "Δ pts: absolute improvement over base, in ROUGE points"
+    assert list(table.columns[-1].cells)[:4] == [""] * 4  # the baseline has no improvement over itself
+    assert all(cell.startswith("+") for cell in list(table.columns[-1].cells)[4:])
+
+
+def test_scores_table_of_one_model_has_no_improvement_column():
+    single = PredictionSet(ids=sample_set().ids, references=sample_set().references,
+                           predictions={"base": sample_set().predictions["base"]})
+    table = scores_table(score_models(single, EvalSettings()))
+    assert [column.header for column in table.columns] == ["model", "metric", "score", "95% CI"]
+    assert table.caption is None and table.row_count == 4

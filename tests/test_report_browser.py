@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sumlab.evaluation.schema import ExampleRow, Results
 from sumlab.report import write_report
 from sumlab.report.sample import sample_results
 
@@ -23,7 +24,7 @@ EXAMPLES = 40
 
 
 @pytest.fixture(scope="module")
-def results() -> dict:
+def results() -> Results:
     return sample_results(examples=EXAMPLES)
 
 
@@ -56,14 +57,14 @@ def list_ids(driver, list_id: str) -> list[str]:
     return driver.execute_script(script)
 
 
-def rouge1(example: dict, model: str) -> float:
-    return example["scores"][model]["rouge1"]
+def rouge1(example: ExampleRow, model: str) -> float:
+    return example.scores[model]["rouge1"]
 
 
-def expected_wins(results: dict, a: str, b: str) -> list[str]:
+def expected_wins(results: Results, a: str, b: str) -> list[str]:
     """Ids where model a beats model b most on ROUGE-1, ties in input order, top 10."""
-    gaps = [(rouge1(example, a) - rouge1(example, b), index, example["id"])
-            for index, example in enumerate(results["examples"])]
+    gaps = [(rouge1(example, a) - rouge1(example, b), index, example.id)
+            for index, example in enumerate(results.examples)]
     wins = sorted((gap for gap in gaps if gap[0] > 0), key=lambda gap: (-gap[0], gap[1]))
     return [example_id for _, _, example_id in wins[:10]]
 
@@ -71,7 +72,7 @@ def expected_wins(results: dict, a: str, b: str) -> list[str]:
 def test_tables_and_plots_are_visible(page, results):
     rouge_table = page.find_element(By.ID, "rouge-table")
     assert rouge_table.is_displayed()
-    assert len(rouge_table.find_elements(By.CSS_SELECTOR, "tbody tr")) == len(results["models"])
+    assert len(rouge_table.find_elements(By.CSS_SELECTOR, "tbody tr")) == len(results.models)
     assert "0.4210" in rouge_table.text
     widths = page.execute_script(
         "return Array.from(document.querySelectorAll('img.plot')).map(i => i.complete ? i.naturalWidth : 0);")
@@ -84,12 +85,12 @@ def test_tables_and_plots_are_visible(page, results):
 def test_sorting_by_a_models_score(page, results):
     before = table_ids(page)
     page.find_element(By.CSS_SELECTOR, 'button[data-sort="score:full"]').click()
-    best = max(results["examples"], key=lambda example: rouge1(example, "full"))
+    best = max(results.examples, key=lambda example: rouge1(example, "full"))
     assert first_row_score(page, "full") == f"ROUGE-1 {rouge1(best, 'full'):.4f}"
     descending = table_ids(page)
     assert descending != before
     page.find_element(By.CSS_SELECTOR, 'button[data-sort="score:full"]').click()
-    worst = min(results["examples"], key=lambda example: rouge1(example, "full"))
+    worst = min(results.examples, key=lambda example: rouge1(example, "full"))
     assert first_row_score(page, "full") == f"ROUGE-1 {rouge1(worst, 'full'):.4f}"
     header = page.find_element(By.CSS_SELECTOR, 'button[data-sort="score:full"]').find_element(By.XPATH, "..")
     assert header.get_attribute("aria-sort") == "ascending"
@@ -102,8 +103,8 @@ def test_sorting_by_the_difference_between_two_models(page, results):
 
 def test_filter_keeps_only_matching_rows(page, results):
     term = "alert(1)"
-    matching = [example["id"] for example in results["examples"]
-                if term in " ".join([example["dialogue"], *example["references"], *example["predictions"].values()])]
+    matching = [example.id for example in results.examples
+                if term in " ".join([example.dialogue, *example.references, *example.predictions.values()])]
     assert 0 < len(matching) < EXAMPLES
     page.find_element(By.ID, "filter").send_keys(term)
     WebDriverWait(page, 5).until(lambda driver: len(table_ids(driver)) == len(matching))

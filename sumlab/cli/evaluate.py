@@ -20,12 +20,9 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="bootstrap seed")] = 0,
 ) -> None:
     """Score summaries with ROUGE (95% CIs) and show each model's improvement over the first."""
+    from sumlab.config import EvalSettings
     from sumlab.evaluation.predictions import read_predictions, read_table
-    from sumlab.evaluation.scoring import (
-        score_prediction_set,
-        scores_table,
-        scores_to_json,
-    )
+    from sumlab.evaluation.scoring import score_models, scores_table, scores_to_json
     from sumlab.runtime.fileio import write_json_atomic
 
     if aggregate not in ("max", "mean"):
@@ -37,7 +34,7 @@ def evaluate(
         prediction_set = read_table(file, references, columns)
     else:
         prediction_set = read_predictions(file)
-    scores = score_prediction_set(prediction_set, aggregate=aggregate, seed=seed)
+    scores = score_models(prediction_set, EvalSettings(aggregate=aggregate, seed=seed))
     console.print(scores_table(scores))
     if json_out is not None:
         write_json_atomic(json_out, scores_to_json(scores))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from sumlab.cli.options import ConfigArg, SetOpt, console, refuse_overwrite
+
+if TYPE_CHECKING:
+    from sumlab.evaluation.schema import Results
 
 
 def run(
@@ -25,7 +28,7 @@ def run(
     _print_results(root, results)
 
 
-def _print_results(root: Path, results: dict) -> None:
+def _print_results(root: Path, results: Results) -> None:
     from sumlab.report import headline
     from sumlab.runtime.distributed import is_main_process
 

@@ -35,7 +35,15 @@ from sumlab.evaluation.predictions import (
     read_predictions,
     write_predictions,
 )
-from sumlab.evaluation.results import build_results, score_models, write_lab_csv
+from sumlab.evaluation.schema import (
+    EvalSetup,
+    Hardware,
+    ModelInfo,
+    Results,
+    Setup,
+    read_run_summary,
+)
+from sumlab.experiment.compare import report_predictions
 from sumlab.generation.sharded import summarize_distributed
 from sumlab.models.adapters import attach_adapter, resolve_adapter_dir
 from sumlab.models.loading import load_model, load_tokenizer
@@ -160,26 +168,37 @@ def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: Exp
     gc.collect()
 
 
-def model_info(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths) -> dict:
-    """Kind, method, label, cost and training log of one model, for the report."""
-    info = {"kind": entry.kind, "method": entry.method, "label": entry.label or entry.name, "cost": None, "log": [],
-            "base_model": _describe_base(config.base_model(entry))}
-    run = paths.run(entry.name)
-    if entry.kind == "train" and run.summary.is_file():
-        summary = json.loads(run.summary.read_text(encoding="utf-8"))
-        memory = summary["peak_memory"]
-        info["cost"] = {
-            **summary["parameters"],
-            "saved_bytes": summary["saved_bytes"],
-            "full_model_bytes": summary["full_model_bytes"],
-            "train_seconds": summary["wall_seconds"],
-            "peak_memory_bytes": memory.get("cuda_bytes", memory["rss_bytes"]),
-        }
-        info["log"] = read_log(run.log)
-    return info
+def training_run(entry: ModelEntry, paths: ExperimentPaths) -> RunPaths | None:
+    """The sumlab run directory a model was trained in, or None.
+
+    A trained model's is its own (``runs/<name>``); a pretrained model's is its path when that is a run
+    directory (it holds ``config.yaml`` and ``summary.json``) or the ``model/`` directory inside one.
+    """
+    if entry.kind == "train":
+        candidates = [paths.run(entry.name)]
+    elif entry.kind == "pretrained":
+        path = Path(entry.path)
+        candidates = [RunPaths(path)] + ([RunPaths(path.parent)] if path.name == "model" else [])
+    else:
+        candidates = []
+    return next((run for run in candidates if run.summary.is_file() and run.config.is_file()), None)
 
 
-def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], paths: ExperimentPaths) -> dict:
+def model_info(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths) -> ModelInfo:
+    """Kind, method, label and base model of one model; its cost and training log when it comes from a run."""
+    run = training_run(entry, paths)
+    summary = read_run_summary(run.summary) if run else None
+    return ModelInfo(
+        kind=entry.kind,
+        method=entry.method or (summary.method if summary else None),
+        label=entry.label or entry.name,
+        base_model=_describe_base(config.base_model(entry)),
+        cost=summary.cost() if summary else None,
+        log=read_log(run.log) if run else [],
+    )
+
+
+def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], paths: ExperimentPaths) -> Setup:
     """The report's setup section: model, data, prompt, generation, versions, hardware and time."""
     import peft
     import transformers
@@ -188,22 +207,23 @@ def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], pat
 
     stage_seconds = [json.loads(p.read_text())["seconds"] for p in paths.stages.glob("*.json")]
     references = sum(len(g.references) for g in groups)
-    return {
-        "base_model": ", ".join(dict.fromkeys(_describe_base(config.base_model(entry)) for entry in config.models)),
-        "dataset": config.data.source,
-        "splits": {which: _selection_size(config, which) for which in ("train", "validation")},
-        "eval": {
-            "split": config.data.test.split, "dialogues": len(groups),
-            "references_per_dialogue": round(references / max(len(groups), 1), 2), "aggregate": config.eval.aggregate,
-        },
-        "prompt": resolve_template(config.prompt),
-        "generation": config.generation.model_dump(),
-        "versions": {"sumlab": sumlab.__version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__, "peft": peft.__version__, "python": platform.python_version()},
-        "hardware": {"device": "cuda" if torch.cuda.is_available() else "cpu", "cpu_count": os.cpu_count(),
-                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
-        "wall_seconds": round(sum(stage_seconds), 1),
-    }
+    return Setup(
+        base_model=", ".join(dict.fromkeys(_describe_base(config.base_model(entry)) for entry in config.models)),
+        dataset=config.data.source,
+        splits={which: _selection_size(config, which) for which in ("train", "validation")},
+        eval=EvalSetup(
+            split=config.data.test.split, dialogues=len(groups),
+            references_per_dialogue=round(references / max(len(groups), 1), 2), aggregate=config.eval.aggregate,
+        ),
+        prompt=resolve_template(config.prompt),
+        generation=config.generation.model_dump(mode="json"),
+        versions={"sumlab": sumlab.__version__, "torch": torch.__version__,
+                  "transformers": transformers.__version__, "peft": peft.__version__,
+                  "python": platform.python_version()},
+        hardware=Hardware(device="cuda" if torch.cuda.is_available() else "cpu", cpu_count=os.cpu_count(),
+                          gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None),
+        wall_seconds=round(sum(stage_seconds), 1),
+    )
 
 
 def _describe_base(model: ModelConfig) -> str:
@@ -218,7 +238,7 @@ def _selection_size(config: ExperimentConfig, which: str) -> int | None:
     return len(load_selection(config.data, which))
 
 
-def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, dict]:
+def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, Results]:
     """Run (or continue) the experiment and write results.json, the report and the lab CSV.
 
     Returns:
@@ -240,23 +260,15 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
     return paths.root, results
 
 
-def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[ReferenceGroup]) -> dict:
+def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[ReferenceGroup]) -> Results:
     """Score, test and report from the cached predictions (cheap, so always redone)."""
-    from sumlab.report import write_report
-
     sets = [read_predictions(paths.predictions / f"{entry.name}.jsonl") for entry in config.models]
-    predictions = merge_prediction_sets(sets)
-    scores = score_models(predictions, config.eval)
-    results = build_results(
-        predictions, scores, config.eval, name=config.name,
+    return report_predictions(
+        merge_prediction_sets(sets), config.eval, paths.root, name=config.name,
         setup=experiment_setup(config, groups, paths),
         models_info={entry.name: model_info(config, entry, paths) for entry in config.models},
+        created=_now(),
     )
-    results["created"] = _now()
-    write_json_atomic(paths.results, results)
-    write_lab_csv(results, paths.root)
-    write_report(results, paths.root)
-    return results
 
 
 def _now() -> str:

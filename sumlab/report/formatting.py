@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sumlab.evaluation.schema import Results
+
 DASH = "—"
 SIGNIFICANCE_LEVEL = 0.05
 METRIC_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
@@ -24,19 +26,21 @@ def test_name(method: str | None) -> str:
     return TEST_NAMES.get(method or "", (method or "unknown test").replace("_", " "))
 
 
-def model_label(results: dict, key: str) -> str:
+def model_label(results: Results, key: str) -> str:
     """A model's human label, falling back to its key; with several base models, its base's name too."""
-    model = results["models"].get(key) or {}
-    label = model.get("label") or key
-    bases = {other.get("base_model") for other in results["models"].values()} - {None}
-    if len(bases) > 1 and model.get("base_model"):
-        return f"{label} · {Path(model['base_model'].removesuffix(' (random init)')).name}"
+    model = results.models.get(key)
+    if model is None:
+        return key
+    label = model.label or key
+    bases = {other.base_model for other in results.models.values()} - {None}
+    if len(bases) > 1 and model.base_model:
+        return f"{label} · {Path(model.base_model.removesuffix(' (random init)')).name}"
     return label
 
 
-def metric_keys(results: dict) -> list[str]:
+def metric_keys(results: Results) -> list[str]:
     """The metrics to report, in the order the baseline model lists them."""
-    return list(results["models"][results["baseline"]]["scores"])
+    return list(results.models[results.baseline].scores)
 
 
 def score(value: float | None) -> str:

@@ -7,16 +7,17 @@ baseline, and whether each difference is statistically significant.
 
 from __future__ import annotations
 
+from sumlab.evaluation.schema import PairedTest, Results
 from sumlab.report import formatting as fmt
 
 HEADLINE_METRIC = "rouge1"
 
 
-def headline(results: dict) -> str:
+def headline(results: Results) -> str:
     """Summarize the results in plain language for the top of the report.
 
     Args:
-        results: the experiment's results dict (see :mod:`sumlab.report`).
+        results: the experiment's results (see :mod:`sumlab.evaluation.schema`).
 
     Returns:
         Two or three sentences, e.g. "LoRA reached 97% of full fine-tuning's ROUGE-1 (0.408 vs 0.421)
@@ -29,48 +30,49 @@ def headline(results: dict) -> str:
     return " ".join(sentence for sentence in sentences if sentence)
 
 
-def candidate_keys(results: dict) -> list[str]:
+def candidate_keys(results: Results) -> list[str]:
     """Every model except the baseline, in the results' order."""
-    return [key for key in results["models"] if key != results["baseline"]]
+    return [key for key in results.models if key != results.baseline]
 
 
-def find_test(results: dict, first: str, second: str, metric: str = HEADLINE_METRIC) -> dict | None:
+def find_test(results: Results, first: str, second: str, metric: str = HEADLINE_METRIC) -> PairedTest | None:
     """The significance test between two models on ``metric``, in either orientation, or None."""
-    for test in results.get("significance") or []:
-        if test.get("metric") == metric and {test.get("a"), test.get("b")} == {first, second}:
+    for test in results.significance:
+        if test.metric == metric and {test.a, test.b} == {first, second}:
             return test
     return None
 
 
-def _mean(results: dict, key: str) -> float:
-    return results["models"][key]["scores"][HEADLINE_METRIC]["mean"]
+def _mean(results: Results, key: str) -> float:
+    return results.models[key].scores[HEADLINE_METRIC].mean
 
 
-def _improvement(results: dict, key: str) -> float:
+def _improvement(results: Results, key: str) -> float:
     """Points over the baseline, from the results or recomputed from the means."""
-    stored = (results["models"][key].get("improvement") or {}).get(HEADLINE_METRIC)
+    stored = results.models[key].improvement.get(HEADLINE_METRIC)
     if stored is not None:
         return stored
-    return (_mean(results, key) - _mean(results, results["baseline"])) * 100
+    return (_mean(results, key) - _mean(results, results.baseline)) * 100
 
 
-def _trained_percent(results: dict, key: str) -> float | None:
-    return (results["models"][key].get("cost") or {}).get("percent")
+def _trained_percent(results: Results, key: str) -> float | None:
+    cost = results.models[key].cost
+    return None if cost is None else cost.percent
 
 
-def _first_with_method(results: dict, candidates: list[str], method: str) -> str | None:
-    return next((key for key in candidates if results["models"][key].get("method") == method), None)
+def _first_with_method(results: Results, candidates: list[str], method: str) -> str | None:
+    return next((key for key in candidates if results.models[key].method == method), None)
 
 
-def _single_model_sentence(results: dict) -> str:
-    key = results["baseline"]
-    summary = results["models"][key]["scores"][HEADLINE_METRIC]
-    low, high = summary["ci95"]
-    return (f"Only {fmt.model_label(results, key)} was evaluated: ROUGE-1 {summary['mean']:.3f} "
+def _single_model_sentence(results: Results) -> str:
+    key = results.baseline
+    summary = results.models[key].scores[HEADLINE_METRIC]
+    low, high = summary.ci95
+    return (f"Only {fmt.model_label(results, key)} was evaluated: ROUGE-1 {summary.mean:.3f} "
             f"(95% CI {low:.3f}–{high:.3f}).")
 
 
-def _lead_sentence(results: dict, candidates: list[str]) -> str:
+def _lead_sentence(results: Results, candidates: list[str]) -> str:
     full = _first_with_method(results, candidates, "full")
     lora = _first_with_method(results, candidates, "lora")
     if full and lora:
@@ -85,7 +87,7 @@ def _lead_sentence(results: dict, candidates: list[str]) -> str:
     return sentence + "."
 
 
-def _lora_versus_full(results: dict, lora: str, full: str) -> str:
+def _lora_versus_full(results: Results, lora: str, full: str) -> str:
     lora_label, full_label = fmt.model_label(results, lora), fmt.model_label(results, full)
     lora_mean, full_mean = _mean(results, lora), _mean(results, full)
     ratio = lora_mean / full_mean if full_mean else float("nan")
@@ -97,19 +99,19 @@ def _lora_versus_full(results: dict, lora: str, full: str) -> str:
     sentence += "."
     test = find_test(results, lora, full)
     if test is not None:
-        gap = abs(test["delta"]) * 100
-        verdict = "is" if fmt.is_significant(test["p_value"]) else "is not"
-        sentence += f" The {gap:.1f}-point gap {verdict} statistically significant ({fmt.p_clause(test['p_value'])})."
+        gap = abs(test.delta) * 100
+        verdict = "is" if fmt.is_significant(test.p_value) else "is not"
+        sentence += f" The {gap:.1f}-point gap {verdict} statistically significant ({fmt.p_clause(test.p_value)})."
     return sentence
 
 
-def _p_of(results: dict, key: str) -> float | None:
-    test = find_test(results, key, results["baseline"])
-    return None if test is None else test.get("p_value")
+def _p_of(results: Results, key: str) -> float | None:
+    test = find_test(results, key, results.baseline)
+    return None if test is None else test.p_value
 
 
-def _baseline_sentence(results: dict, candidates: list[str]) -> str:
-    baseline = "the " + fmt.model_label(results, results["baseline"])
+def _baseline_sentence(results: Results, candidates: list[str]) -> str:
+    baseline = "the " + fmt.model_label(results, results.baseline)
     gains = [(fmt.model_label(results, key), _improvement(results, key), _p_of(results, key)) for key in candidates]
     all_clear_wins = all(gain > 0 and fmt.is_significant(p) for _, gain, p in gains)
     if all_clear_wins:

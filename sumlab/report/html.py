@@ -13,12 +13,14 @@ from html import escape
 from importlib import resources
 from urllib.parse import quote
 
+from sumlab.evaluation.schema import Results
 from sumlab.report import formatting as fmt
 from sumlab.report.headline import headline
 from sumlab.report.html_examples import examples_section, qualitative_section
 from sumlab.report.tables import (
     Cell,
     Table,
+    compares_models,
     cost_table,
     improvement_points,
     rouge_table,
@@ -39,9 +41,9 @@ NAV = [("setup", "Setup"), ("rouge", "ROUGE"), ("significance", "Significance"),
        ("plots", "Plots"), ("qualitative", "Qualitative"), ("examples", "All examples"), ("export", "CSV")]
 
 
-def render_html(results: dict, plots: dict[str, bytes | None]) -> str:
+def render_html(results: Results, plots: dict[str, bytes | None]) -> str:
     """The whole report page as one HTML string."""
-    title = f"sumlab report · {results.get('name') or 'run'}"
+    title = f"sumlab report · {results.name or 'run'}"
     body = "\n".join([
         _header(results),
         _setup_section(results),
@@ -66,13 +68,13 @@ def _asset(name: str) -> str:
     return resources.files("sumlab.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def _header(results: dict) -> str:
-    setup = results.get("setup") or {}
-    subtitle = " on ".join(escape(part) for part in (setup.get("base_model"), setup.get("dataset")) if part)
+def _header(results: Results) -> str:
+    setup = results.setup
+    subtitle = " on ".join(escape(part) for part in (setup.base_model, setup.dataset) if part)
     links = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in NAV)
     return (
         '<header class="hero"><div class="wrap">'
-        f'<p class="eyebrow">sumlab report · {escape(results.get("name") or "run")}</p>'
+        f'<p class="eyebrow">sumlab report · {escape(results.name or "run")}</p>'
         f"<h1>Dialogue summarization: {subtitle or 'results'}</h1>"
         f'<p class="headline" id="headline">{escape(headline(results))}</p>'
         f"{_scorecards(results)}</div>"
@@ -80,32 +82,31 @@ def _header(results: dict) -> str:
     )
 
 
-def _scorecards(results: dict) -> str:
-    """One card per model: its ROUGE-1, the gain over the baseline and the share of parameters trained."""
+def _scorecards(results: Results) -> str:
+    """One card per model: its ROUGE-1, the gain over the baseline (with several) and the share trained."""
     metric = "rouge1"
-    best = max(model["scores"][metric]["mean"] for model in results["models"].values())
+    compared = compares_models(results)
+    best = max(model.scores[metric].mean for model in results.models.values())
     cards = []
-    for key, model in results["models"].items():
-        mean = model["scores"][metric]["mean"]
+    for key, model in results.models.items():
+        mean = model.scores[metric].mean
         gain = improvement_points(results, key, metric)
         gain_text = "baseline" if gain is None else f"{fmt.points(gain)} pts vs baseline"
         tone = "" if not gain else ("good" if gain > 0 else "bad")
-        cost = model.get("cost") or {}
-        share = cost.get("percent")
-        trained = "no training" if share is None else f"{fmt.percent(share)} of parameters trained"
+        gain_note = f'<div class="card-note {tone}">{escape(gain_text)}</div>' if compared else ""
+        trained = "no training" if model.cost is None else f"{fmt.percent(model.cost.percent)} of parameters trained"
         cards.append(
-            f'<div class="card{" best" if mean == best else ""}">'
+            f'<div class="card{" best" if compared and mean == best else ""}">'
             f'<div class="card-label">{escape(fmt.model_label(results, key))}</div>'
             f'<div class="card-value">{fmt.score(mean)}<span class="unit"> {fmt.metric_name(metric)}</span></div>'
-            f'<div class="card-note {tone}">{escape(gain_text)}</div>'
-            f'<div class="card-note">{escape(trained)}</div></div>'
+            f'{gain_note}<div class="card-note">{escape(trained)}</div></div>'
         )
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
-def _setup_section(results: dict) -> str:
+def _setup_section(results: Results) -> str:
     items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in setup_items(results))
-    prompt = (results.get("setup") or {}).get("prompt")
+    prompt = results.setup.prompt
     prompt_html = f"<h3>Prompt</h3><pre class=\"prompt\">{escape(prompt)}</pre>" if prompt else ""
     return f'<section id="setup" class="wrap"><h2>Setup</h2><dl class="setup">{items}</dl>{prompt_html}</section>'
 
@@ -138,7 +139,7 @@ def _table_section(anchor: str, title: str, table: Table, table_id: str) -> str:
     return f'<section id="{anchor}" class="wrap"><h2>{escape(title)}</h2>{render_table(table, table_id)}</section>'
 
 
-def _significance_section(results: dict) -> str:
+def _significance_section(results: Results) -> str:
     table = significance_table(results)
     if not table.rows:
         note = '<p class="note">No significance tests were run (a single model has nothing to compare).</p>'
@@ -168,16 +169,16 @@ def _plots_section(plots: dict[str, bytes | None]) -> str:
     return f'<section id="plots" class="wrap"><h2>Plots</h2>{"".join(figures)}</section>'
 
 
-def _footer(results: dict) -> str:
-    version = ((results.get("setup") or {}).get("versions") or {}).get("sumlab")
+def _footer(results: Results) -> str:
+    version = results.setup.versions.get("sumlab")
     made_by = f"sumlab {version}" if version else "sumlab"
-    created = f" on {results['created']}" if results.get("created") else ""
+    created = f" on {results.created}" if results.created else ""
     return (f'<footer class="wrap">Built by {escape(made_by)}{escape(created)} from results.json, which holds '
             "every number on this page.</footer>")
 
 
-def _export_section(results: dict) -> str:
-    name = results.get("lab_csv")
+def _export_section(results: Results) -> str:
+    name = results.lab_csv
     if not name:
         body = '<p class="note">No lab-compatible CSV was written for this run.</p>'
     else:

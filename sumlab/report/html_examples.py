@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from html import escape
 
+from sumlab.evaluation.schema import ExampleRow, Results
 from sumlab.report import formatting as fmt
 
 EXAMPLE_METRIC = "rouge1"
@@ -26,37 +27,42 @@ def embed_json(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def example_score(example: dict, key: str) -> float | None:
+def example_score(example: ExampleRow, key: str) -> float | None:
     """An example's per-example ROUGE-1 for one model, or None if it was not scored."""
-    return ((example.get("scores") or {}).get(key) or {}).get(EXAMPLE_METRIC)
+    return example.scores.get(key, {}).get(EXAMPLE_METRIC)
 
 
-def explorer_data(results: dict) -> dict:
+def highlighted_examples(results: Results) -> list[ExampleRow]:
+    """The examples that ``results.highlight`` names, in its order; unknown ids are skipped."""
+    by_id = {example.id: example for example in results.examples}
+    return [by_id[name] for name in results.highlight if name in by_id]
+
+
+def explorer_data(results: Results) -> dict:
     """What the page script needs: models, the default pair for wins/losses, and each example."""
-    models = list(results["models"])
-    candidates = [key for key in models if key != results["baseline"]]
-    best = max(candidates, key=lambda key: results["models"][key]["scores"][EXAMPLE_METRIC]["mean"]) \
+    models = list(results.models)
+    candidates = [key for key in models if key != results.baseline]
+    best = max(candidates, key=lambda key: results.models[key].scores[EXAMPLE_METRIC].mean) \
         if candidates else models[0]
     return {
         "models": [{"key": key, "label": fmt.model_label(results, key)} for key in models],
-        "pair": [best, results["baseline"]],
+        "pair": [best, results.baseline],
         "examples": [
             {
-                "id": str(example.get("id", index)),
-                "dialogue": example.get("dialogue", ""),
-                "references": list(example.get("references") or []),
-                "predictions": {key: example.get("predictions", {}).get(key, "") for key in models},
+                "id": example.id,
+                "dialogue": example.dialogue,
+                "references": list(example.references),
+                "predictions": {key: example.predictions.get(key, "") for key in models},
                 "rouge1": {key: example_score(example, key) for key in models},
             }
-            for index, example in enumerate(results.get("examples") or [])
+            for example in results.examples
         ],
     }
 
 
-def qualitative_section(results: dict) -> str:
+def qualitative_section(results: Results) -> str:
     """The highlighted examples (the lab's example 200) with dialogue, reference and every summary."""
-    by_id = {str(example.get("id")): example for example in results.get("examples") or []}
-    chosen = [by_id[str(name)] for name in results.get("highlight") or [] if str(name) in by_id]
+    chosen = highlighted_examples(results)
     if not chosen:
         body = '<p class="note">No examples were highlighted for this run.</p>'
     else:
@@ -66,25 +72,25 @@ def qualitative_section(results: dict) -> str:
     return f'<section id="qualitative" class="wrap"><h2>Qualitative comparison</h2>{intro}{body}</section>'
 
 
-def _qualitative_card(results: dict, example: dict) -> str:
-    references = "".join(f"<blockquote>{escape(text)}</blockquote>" for text in example.get("references") or [])
+def _qualitative_card(results: Results, example: ExampleRow) -> str:
+    references = "".join(f"<blockquote>{escape(text)}</blockquote>" for text in example.references)
     summaries = []
-    for key in results["models"]:
+    for key in results.models:
         score = example_score(example, key)
         badge = "" if score is None else f'<span class="badge">ROUGE-1 {fmt.score(score)}</span>'
         summaries.append(f'<div class="summary-block"><h4>{escape(fmt.model_label(results, key))} {badge}</h4>'
-                         f"<p>{escape(example.get('predictions', {}).get(key, ''))}</p></div>")
+                         f"<p>{escape(example.predictions.get(key, ''))}</p></div>")
     return (
-        f'<article class="qualitative"><h3>Example {escape(str(example.get("id")))}</h3><div class="side-by-side">'
-        f'<div><h4>Dialogue</h4><pre class="dialogue">{escape(example.get("dialogue", ""))}</pre></div>'
+        f'<article class="qualitative"><h3>Example {escape(example.id)}</h3><div class="side-by-side">'
+        f'<div><h4>Dialogue</h4><pre class="dialogue">{escape(example.dialogue)}</pre></div>'
         f'<div><div class="summary-block reference"><h4>Human reference</h4>{references}</div>'
         f'{"".join(summaries)}</div></div></article>'
     )
 
 
-def examples_section(results: dict) -> str:
+def examples_section(results: Results) -> str:
     """The sortable, filterable per-example table and the wins/losses view, filled in by the page script."""
-    count = len(results.get("examples") or [])
+    count = len(results.examples)
     if not count:
         return ('<section id="examples" class="wrap"><h2>All examples</h2>'
                 '<p class="note">The results hold no per-example summaries.</p></section>')

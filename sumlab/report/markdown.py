@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
+from sumlab.evaluation.schema import Results
 from sumlab.report import formatting as fmt
 from sumlab.report.headline import headline
 from sumlab.report.html import MISSING_PLOT_NOTES, PLOT_CAPTIONS
-from sumlab.report.html_examples import example_score
+from sumlab.report.html_examples import example_score, highlighted_examples
 from sumlab.report.tables import (
     Table,
     cost_table,
@@ -64,13 +65,13 @@ def md_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(results: dict, plot_files: dict[str, str | None]) -> str:
+def render_markdown(results: Results, plot_files: dict[str, str | None]) -> str:
     """The whole report as Markdown; ``plot_files`` maps plot names to paths relative to the report."""
-    setup = results.get("setup") or {}
-    title = " on ".join(part for part in (setup.get("base_model"), setup.get("dataset")) if part) or "results"
+    setup = results.setup
+    title = " on ".join(part for part in (setup.base_model, setup.dataset) if part) or "results"
     parts = [
         f"# Dialogue summarization: {md_text(title)}",
-        f"*sumlab report · {md_text(results.get('name') or 'run')}*",
+        f"*sumlab report · {md_text(results.name or 'run')}*",
         f"> {md_text(headline(results))}",
         _setup(results),
         "## ROUGE scores\n\n" + md_table(rouge_table(results)),
@@ -84,9 +85,9 @@ def render_markdown(results: dict, plot_files: dict[str, str | None]) -> str:
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _setup(results: dict) -> str:
+def _setup(results: Results) -> str:
     lines = ["## Setup", ""] + [f"- **{md_text(name)}:** {md_text(value)}" for name, value in setup_items(results)]
-    prompt = (results.get("setup") or {}).get("prompt")
+    prompt = results.setup.prompt
     if prompt:
         lines += ["", "**Prompt:**", "", code_block(prompt)]
     return "\n".join(lines)
@@ -100,21 +101,20 @@ def _plots(plot_files: dict[str, str | None]) -> str:
     return "\n\n".join(lines)
 
 
-def _qualitative(results: dict) -> str:
-    by_id = {str(example.get("id")): example for example in results.get("examples") or []}
-    chosen = [by_id[str(name)] for name in results.get("highlight") or [] if str(name) in by_id]
+def _qualitative(results: Results) -> str:
+    chosen = highlighted_examples(results)
     if not chosen:
         return ""
     blocks = ["## Qualitative comparison"]
     for example in chosen:
-        blocks.append(f"### Example {md_text(str(example.get('id')))}")
-        blocks.append("**Dialogue:**\n\n" + code_block(example.get("dialogue", "")))
-        for reference in example.get("references") or []:
+        blocks.append(f"### Example {md_text(example.id)}")
+        blocks.append("**Dialogue:**\n\n" + code_block(example.dialogue))
+        for reference in example.references:
             blocks.append(f"**Human reference:** {md_text(reference)}")
-        for key in results["models"]:
+        for key in results.models:
             score = example_score(example, key)
             suffix = "" if score is None else f" (ROUGE-1 {fmt.score(score)})"
-            prediction = example.get("predictions", {}).get(key, "")
+            prediction = example.predictions.get(key, "")
             blocks.append(f"**{md_text(fmt.model_label(results, key))}**{suffix}: {md_text(prediction)}")
     return "\n\n".join(blocks)
 
@@ -123,21 +123,19 @@ def _preview(text: str) -> str:
     return text if len(text) <= DIALOGUE_PREVIEW_CHARS else text[:DIALOGUE_PREVIEW_CHARS].rstrip() + " …"
 
 
-def _example_preview(results: dict) -> str:
-    examples = results.get("examples") or []
+def _example_preview(results: Results) -> str:
+    examples = results.examples
     if not examples:
         return ""
-    models = list(results["models"])
+    models = list(results.models)
     headers = ["id", "Dialogue (start)", "Reference", *(fmt.model_label(results, key) for key in models)]
     lines = ["| " + " | ".join(md_text(header) for header in headers) + " |",
              "| " + " | ".join([":---"] * len(headers)) + " |"]
     for example in examples[:PREVIEW_ROWS]:
-        cells = [str(example.get("id")), _preview(example.get("dialogue", "")),
-                 " / ".join(example.get("references") or [])]
-        cells = [md_text(cell) for cell in cells]
+        cells = [md_text(cell) for cell in (example.id, _preview(example.dialogue), " / ".join(example.references))]
         for key in models:
             score = example_score(example, key)
-            cells.append(md_text(example.get("predictions", {}).get(key, "")) + f" ({fmt.score(score)})")
+            cells.append(md_text(example.predictions.get(key, "")) + f" ({fmt.score(score)})")
         lines.append("| " + " | ".join(cells) + " |")
     shown = min(PREVIEW_ROWS, len(examples))
     intro = (f"## Examples\n\nThe first {shown} of {len(examples)} examples; ROUGE-1 in parentheses. "
@@ -146,8 +144,8 @@ def _example_preview(results: dict) -> str:
     return intro + "\n\n" + "\n".join(lines)
 
 
-def _export(results: dict) -> str:
-    name = results.get("lab_csv")
+def _export(results: Results) -> str:
+    name = results.lab_csv
     if not name:
         return ""
     return (f"## Lab-compatible CSV\n\n[{md_text(name)}]({quote(name)}) holds every summary in the lab's layout "

@@ -14,6 +14,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from sumlab.evaluation.schema import Results
 from sumlab.report import formatting as fmt
 
 DPI = 100
@@ -24,12 +25,12 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.s
          "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
 
 
-def model_colors(results: dict) -> dict[str, str]:
+def model_colors(results: Results) -> dict[str, str]:
     """A fixed colour per model key, in the results' order."""
-    return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(results["models"])}
+    return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(results.models)}
 
 
-def render_plots(results: dict) -> dict[str, bytes | None]:
+def render_plots(results: Results) -> dict[str, bytes | None]:
     """Render every plot; a value is None when its data is missing (no logs, no examples)."""
     with matplotlib.rc_context(STYLE):
         return {
@@ -45,19 +46,19 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def rouge_bars(results: dict) -> bytes:
+def rouge_bars(results: Results) -> bytes:
     """Grouped bars: one group per metric, one bar per model, whiskers at the 95% CI."""
     metrics = fmt.metric_keys(results)
-    models = list(results["models"])
+    models = list(results.models)
     colors = model_colors(results)
     width = 0.8 / len(models)
     figure = Figure(figsize=(7.2, 3.6), layout="constrained")
     axes = figure.add_subplot()
     for index, key in enumerate(models):
-        scores = results["models"][key]["scores"]
-        means = [scores[metric]["mean"] for metric in metrics]
-        below = [scores[metric]["mean"] - scores[metric]["ci95"][0] for metric in metrics]
-        above = [scores[metric]["ci95"][1] - scores[metric]["mean"] for metric in metrics]
+        scores = results.models[key].scores
+        means = [scores[metric].mean for metric in metrics]
+        below = [scores[metric].mean - scores[metric].ci95[0] for metric in metrics]
+        above = [scores[metric].ci95[1] - scores[metric].mean for metric in metrics]
         positions = [group + (index - (len(models) - 1) / 2) * width for group in range(len(metrics))]
         axes.bar(positions, means, width * 0.92, yerr=[below, above], capsize=3, color=colors[key],
                  label=fmt.model_label(results, key), error_kw={"elinewidth": 1, "ecolor": "#333333"})
@@ -74,16 +75,16 @@ def _log_series(log: list[dict], field: str) -> tuple[list[float], list[float]]:
     return [step for step, _ in points], [value for _, value in points]
 
 
-def loss_curves(results: dict) -> bytes | None:
+def loss_curves(results: Results) -> bytes | None:
     """Training loss (solid) and validation loss (dashed) per trained model; None if nothing was logged."""
     colors = model_colors(results)
     figure = Figure(figsize=(7.2, 3.4), layout="constrained")
     axes = figure.add_subplot()
     drawn = False
-    for key, model in results["models"].items():
+    for key, model in results.models.items():
         label = fmt.model_label(results, key)
         for field, style, suffix in (("loss", "-", "training"), ("eval_loss", "--o", "validation")):
-            steps, values = _log_series(model.get("log") or [], field)
+            steps, values = _log_series(model.log, field)
             if steps:
                 axes.plot(steps, values, style, color=colors[key], markersize=3, linewidth=1.4,
                           label=f"{label} · {suffix}")
@@ -101,19 +102,18 @@ def word_count(text: str) -> int:
     return len(text.split())
 
 
-def summary_lengths(results: dict) -> bytes | None:
+def summary_lengths(results: Results) -> bytes | None:
     """Box plots of summary length in words: the human references, then each model; None without examples."""
-    examples = results.get("examples") or []
+    examples = results.examples
     if not examples:
         return None
     colors = model_colors(results)
     labels = ["human references"]
-    series = [[word_count(reference) for example in examples for reference in example.get("references", [])]]
+    series = [[word_count(reference) for example in examples for reference in example.references]]
     box_colors = [REFERENCE_COLOR]
-    for key in results["models"]:
+    for key in results.models:
         labels.append(fmt.model_label(results, key))
-        series.append([word_count(example["predictions"][key]) for example in examples
-                       if key in example.get("predictions", {})])
+        series.append([word_count(example.predictions[key]) for example in examples if key in example.predictions])
         box_colors.append(colors[key])
     figure = Figure(figsize=(7.2, 0.9 + 0.45 * len(series)), layout="constrained")
     axes = figure.add_subplot()

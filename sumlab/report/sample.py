@@ -1,4 +1,4 @@
-"""A realistic, made-up results dict for previewing the report and for its tests.
+"""Realistic, made-up results for previewing the report and for its tests.
 
 The numbers are shaped like the lab's (zero-shot FLAN-T5-base ~0.23 ROUGE-1, full fine-tuning ~0.42,
 LoRA ~0.41) but are invented; dialogues deliberately contain markup and ampersands to exercise escaping.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+from sumlab.evaluation.schema import Results
+
 NAMES = ["Tom", "Ann", "Mr. Smith", "Dr. Lee", "Mary", "Jack"]
 TOPICS = ["a job interview", "booking a hotel room", "a late train", "a birthday party", "a broken laptop",
           "weekend plans", "a doctor's visit", "paying the rent"]
@@ -15,8 +17,8 @@ TRICKY_LINES = ["#Person1#: Type <script>alert(1)</script> in the box & see what
                 '#Person2#: "Fish & chips" costs <5 dollars> at Joe\'s.', "#Person1#: Use </pre> or <!-- x -->?"]
 MODELS = {  # key: (kind, method, label, mean ROUGE-1, trainable share in %)
     "original": ("zero_shot", None, "zero-shot base", 0.233, None),
-    "full": ("trained", "full", "full fine-tuning", 0.421, 100.0),
-    "lora": ("trained", "lora", "LoRA", 0.408, 1.41),
+    "full": ("train", "full", "full fine-tuning", 0.421, 100.0),
+    "lora": ("train", "lora", "LoRA", 0.408, 1.41),
 }
 METRIC_OFFSETS = {"rouge1": 0.0, "rouge2": -0.12, "rougeL": -0.05, "rougeLsum": -0.05}
 
@@ -87,11 +89,11 @@ def _significance() -> list[dict]:
     return tests
 
 
-def sample_results(examples: int = 30, seed: int = 0) -> dict:
-    """An invented three-model results dict (zero-shot, full, LoRA) with ``examples`` examples."""
+def sample_results(examples: int = 30, seed: int = 0) -> Results:
+    """Invented three-model results (zero-shot, full, LoRA) with ``examples`` examples."""
     rng = random.Random(seed)
     example_rows = [_example(rng, index) for index in range(examples)]
-    return {
+    return Results.model_validate({
         "name": "lab", "created": "2026-11-25T22:00:00Z",
         "setup": {
             "base_model": "google/flan-t5-base", "dataset": "knkarthick/dialogsum",
@@ -109,4 +111,4 @@ def sample_results(examples: int = 30, seed: int = 0) -> dict:
         "examples": example_rows,
         "highlight": [example_rows[min(20, examples - 1)]["id"]] if example_rows else [],
         "lab_csv": "lab_results.csv",
-    }
+    })

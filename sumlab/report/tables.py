@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sumlab.evaluation.schema import Cost, EvalSetup, Hardware, Results
 from sumlab.report import formatting as fmt
 
 
@@ -37,85 +38,91 @@ def label_cell(text: str) -> Cell:
     return Cell(text, numeric=False)
 
 
-def setup_items(results: dict) -> list[tuple[str, str]]:
+def setup_items(results: Results) -> list[tuple[str, str]]:
     """The Setup section as (name, value) pairs; the prompt is shown separately."""
-    setup = results.get("setup") or {}
-    evaluation = setup.get("eval") or {}
-    splits = setup.get("splits") or {}
+    setup = results.setup
     items = [
-        ("Base model", setup.get("base_model") or fmt.DASH),
-        ("Dataset", setup.get("dataset") or fmt.DASH),
-        ("Split sizes", " · ".join(f"{name} {fmt.count(size)}" for name, size in splits.items()) or fmt.DASH),
-        ("Evaluation", _evaluation_text(evaluation)),
-        ("Generation", _key_values(setup.get("generation"))),
-        ("Versions", " · ".join(f"{name} {version}" for name, version in (setup.get("versions") or {}).items())
-         or fmt.DASH),
-        ("Hardware", _hardware_text(setup.get("hardware") or {})),
-        ("Time taken", fmt.duration(setup.get("wall_seconds"))),
-        ("Created", results.get("created") or fmt.DASH),
+        ("Base model", setup.base_model or fmt.DASH),
+        ("Dataset", setup.dataset or fmt.DASH),
+        ("Split sizes", " · ".join(f"{name} {fmt.count(size)}" for name, size in setup.splits.items()) or fmt.DASH),
+        ("Evaluation", _evaluation_text(setup.eval)),
+        ("Generation", _key_values(setup.generation)),
+        ("Versions", " · ".join(f"{name} {version}" for name, version in setup.versions.items()) or fmt.DASH),
+        ("Hardware", _hardware_text(setup.hardware)),
+        ("Time taken", fmt.duration(setup.wall_seconds)),
+        ("Created", results.created or fmt.DASH),
     ]
     return items
 
 
-def _evaluation_text(evaluation: dict) -> str:
-    if not evaluation:
+def _evaluation_text(evaluation: EvalSetup | None) -> str:
+    if evaluation is None:
         return fmt.DASH
-    parts = [f"{fmt.count(evaluation.get('dialogues'))} dialogues from the {evaluation.get('split', '?')} split"]
-    per_dialogue = evaluation.get("references_per_dialogue")
-    if per_dialogue is not None:
-        parts.append(f"{per_dialogue:g} references per dialogue on average")
+    parts = [f"{fmt.count(evaluation.dialogues)} dialogues from the {evaluation.split} split",
+             f"{evaluation.references_per_dialogue:g} references per dialogue on average"]
     aggregate = {"max": "each summary scored against its best-matching reference",
-                 "mean": "scores averaged over the references"}.get(evaluation.get("aggregate"))
-    if aggregate and (per_dialogue or 1) > 1:
+                 "mean": "scores averaged over the references"}[evaluation.aggregate]
+    if evaluation.references_per_dialogue > 1:
         parts.append(aggregate)
     return "; ".join(parts)
 
 
-def _key_values(mapping: dict | None) -> str:
-    return ", ".join(f"{key}={value}" for key, value in (mapping or {}).items()) or fmt.DASH
+def _key_values(mapping: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in mapping.items()) or fmt.DASH
 
 
-def _hardware_text(hardware: dict) -> str:
-    parts = [hardware.get("gpu") or hardware.get("device") or fmt.DASH]
-    if hardware.get("cpu_count"):
-        parts.append(f"{hardware['cpu_count']} CPU cores")
-    extra = {key: value for key, value in hardware.items() if key not in {"device", "gpu", "cpu_count"}}
-    if extra:
-        parts.append(_key_values(extra))
-    return " · ".join(str(part) for part in parts)
+def _hardware_text(hardware: Hardware | None) -> str:
+    if hardware is None:
+        return fmt.DASH
+    parts = [hardware.gpu or hardware.device]
+    if hardware.cpu_count:
+        parts.append(f"{hardware.cpu_count} CPU cores")
+    return " · ".join(parts)
 
 
-def rouge_table(results: dict) -> Table:
-    """ROUGE per model: mean, 95% CI and improvement over the baseline in points; best mean per column marked."""
+def compares_models(results: Results) -> bool:
+    """Whether there is more than one model, so that improvements over the baseline mean something."""
+    return len(results.models) > 1
+
+
+def rouge_table(results: Results) -> Table:
+    """ROUGE per model: mean and 95% CI, and with several models the gain over the baseline and the best marked."""
     metrics = fmt.metric_keys(results)
-    best = {metric: max(model["scores"][metric]["mean"] for model in results["models"].values()) for metric in metrics}
+    compared = compares_models(results)
+    best = {metric: max(model.scores[metric].mean for model in results.models.values()) for metric in metrics}
     rows = []
-    for key, model in results["models"].items():
+    for key, model in results.models.items():
         row = [label_cell(fmt.model_label(results, key))]
         for metric in metrics:
-            summary = model["scores"][metric]
-            row.append(Cell(fmt.score(summary["mean"]), _rouge_details(results, key, metric),
-                            best=summary["mean"] == best[metric], tone=_tone(improvement_points(results, key, metric))))
+            mean = model.scores[metric].mean
+            tone = _tone(improvement_points(results, key, metric))
+            row.append(Cell(fmt.score(mean), _rouge_details(results, key, metric),
+                            best=compared and mean == best[metric], tone=tone))
         rows.append(row)
-    baseline = fmt.model_label(results, results["baseline"])
-    caption = (f"Mean over the evaluation dialogues, its 95% bootstrap CI, and the absolute improvement over "
-               f"{baseline} in ROUGE points. Best per column highlighted.")
+    if compared:
+        baseline = fmt.model_label(results, results.baseline)
+        caption = (f"Mean over the evaluation dialogues, its 95% bootstrap CI, and the absolute improvement over "
+                   f"{baseline} in ROUGE points. Best per column highlighted.")
+    else:
+        caption = "Mean over the evaluation dialogues and its 95% bootstrap CI."
     return Table(["Model", *map(fmt.metric_name, metrics)], rows, caption)
 
 
-def improvement_points(results: dict, key: str, metric: str) -> float | None:
+def improvement_points(results: Results, key: str, metric: str) -> float | None:
     """Points over the baseline (stored, or recomputed from the means); None for the baseline itself."""
-    if key == results["baseline"]:
+    if key == results.baseline:
         return None
-    stored = (results["models"][key].get("improvement") or {}).get(metric)
+    stored = results.models[key].improvement.get(metric)
     if stored is not None:
         return stored
-    base = results["models"][results["baseline"]]["scores"][metric]["mean"]
-    return (results["models"][key]["scores"][metric]["mean"] - base) * 100
+    base = results.models[results.baseline].scores[metric].mean
+    return (results.models[key].scores[metric].mean - base) * 100
 
 
-def _rouge_details(results: dict, key: str, metric: str) -> tuple[str, str]:
-    low, high = results["models"][key]["scores"][metric]["ci95"]
+def _rouge_details(results: Results, key: str, metric: str) -> tuple[str, ...]:
+    low, high = results.models[key].scores[metric].ci95
+    if not compares_models(results):
+        return (fmt.interval(low, high),)
     gain = improvement_points(results, key, metric)
     return fmt.interval(low, high), ("baseline" if gain is None else f"{fmt.points(gain)} pts")
 
@@ -126,41 +133,43 @@ def _tone(value: float | None) -> str:
     return "good" if value > 0 else "bad"
 
 
-def significance_table(results: dict) -> Table:
+def significance_table(results: Results) -> Table:
     """Paired significance tests: Δ in points, its 95% CI, the p-value and a significant-at-0.05 marker."""
     rows = []
-    for test in results.get("significance") or []:
-        significant = fmt.is_significant(test.get("p_value"))
-        low, high = test.get("ci95") or (None, None)
+    for test in results.significance:
+        significant = fmt.is_significant(test.p_value)
+        low, high = test.ci95
         rows.append([
-            label_cell(f"{fmt.model_label(results, test['a'])} vs {fmt.model_label(results, test['b'])}"),
-            Cell(fmt.metric_name(test["metric"]), numeric=False, nowrap=True),
-            Cell(fmt.fraction_as_points(test.get("delta")), tone=_tone(test.get("delta"))),
-            Cell(fmt.DASH if low is None else fmt.interval(low, high, fmt.fraction_as_points)),
-            Cell(fmt.p_value(test.get("p_value"))),
+            label_cell(f"{fmt.model_label(results, test.a)} vs {fmt.model_label(results, test.b)}"),
+            Cell(fmt.metric_name(test.metric), numeric=False, nowrap=True),
+            Cell(fmt.fraction_as_points(test.delta), tone=_tone(test.delta)),
+            Cell(fmt.interval(low, high, fmt.fraction_as_points)),
+            Cell(fmt.p_value(test.p_value)),
             Cell("✓ yes" if significant else "no", numeric=False, tone="good" if significant else ""),
         ])
-    methods = sorted({fmt.test_name(test.get("method")) for test in results.get("significance") or []})
+    methods = sorted({fmt.test_name(test.method) for test in results.significance})
     caption = (f"Two-sided {' / '.join(methods) or 'paired'} test on per-example scores; Δ is the first model "
                f"minus the second, in ROUGE points. Significant means p < {fmt.SIGNIFICANCE_LEVEL}.")
     headers = ["Comparison", "Metric", "Δ (points)", "95% CI of Δ", "p-value", "Significant at 0.05"]
     return Table(headers, rows, caption)
 
 
-def cost_table(results: dict) -> Table:
+def cost_table(results: Results) -> Table:
     """What each model cost: trainable parameters, size on disk, training time and peak memory."""
     rows = []
-    for key, model in results["models"].items():
-        cost = model.get("cost") or {}
-        trainable = cost.get("trainable")
+    for key, model in results.models.items():
+        cost = model.cost
+        if cost is None:
+            rows.append([label_cell(fmt.model_label(results, key)), *(Cell(fmt.DASH) for _ in range(6))])
+            continue
         rows.append([
             label_cell(fmt.model_label(results, key)),
-            Cell(fmt.count(trainable), (f"of {fmt.count(cost['total'])}",) if cost.get("total") else ()),
-            Cell(fmt.percent(cost.get("percent"))),
-            Cell(fmt.megabytes(cost.get("saved_bytes")), _size_share(cost)),
-            Cell(fmt.megabytes(cost.get("full_model_bytes"))),
-            Cell(fmt.duration(cost.get("train_seconds"))),
-            Cell(fmt.memory(cost.get("peak_memory_bytes"))),
+            Cell(fmt.count(cost.trainable), (f"of {fmt.count(cost.total)}",) if cost.total else ()),
+            Cell(fmt.percent(cost.percent)),
+            Cell(fmt.megabytes(cost.saved_bytes), _size_share(cost)),
+            Cell(fmt.megabytes(cost.full_model_bytes)),
+            Cell(fmt.duration(cost.train_seconds)),
+            Cell(fmt.memory(cost.peak_memory_bytes)),
         ])
     headers = ["Model", "Trainable parameters", "Trainable %", "Saved on disk", "Full model size",
                "Training time", "Peak memory"]
@@ -169,8 +178,8 @@ def cost_table(results: dict) -> Table:
     return Table(headers, rows, caption)
 
 
-def _size_share(cost: dict) -> tuple[str, ...]:
-    saved, full = cost.get("saved_bytes"), cost.get("full_model_bytes")
+def _size_share(cost: Cost) -> tuple[str, ...]:
+    saved, full = cost.saved_bytes, cost.full_model_bytes
     if not saved or not full or saved >= full:
         return ()
     return (f"{fmt.percent(100 * saved / full)} of full",)

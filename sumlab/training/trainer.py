@@ -26,6 +26,7 @@ from sumlab.config import TrainConfig, to_yaml
 from sumlab.data.loading import load_selection
 from sumlab.errors import SumlabError
 from sumlab.evaluation.rouge import ROUGE_KEYS, rouge_per_example
+from sumlab.evaluation.schema import RunSummary
 from sumlab.generation.batching import generation_kwargs
 from sumlab.models.family import is_causal, model_family
 from sumlab.models.loading import load_model, load_tokenizer
@@ -310,7 +311,7 @@ def train(
         metrics.update(trainer.evaluate())
     save_trained_model(trainer, tokenizer, paths.model)  # every rank: FSDP and DeepSpeed gather their shards
     if trainer.is_world_process_zero():
-        summary = run_summary(config, trainer.model, paths, wall_seconds, truncation, len(train_set))
+        summary = run_summary(config, trainer.model, paths, wall_seconds, truncation, len(train_set)).to_json()
         write_json_atomic(paths.metrics, metrics)
         write_json_atomic(paths.summary, summary)
     else:
@@ -330,23 +331,25 @@ def _prepare_resume(paths: RunPaths, template: str, resume: bool, num_processes:
     return checkpoint
 
 
-def run_summary(config: TrainConfig, model, paths: RunPaths, wall_seconds: float, truncation: dict, examples: int) -> dict:
-    """Parameters, sizes on disk, time and memory: the cost side of the lab's comparison."""
+def run_summary(
+    config: TrainConfig, model, paths: RunPaths, wall_seconds: float, truncation: dict, examples: int
+) -> RunSummary:
+    """Parameters, sizes on disk, time and memory: the cost side of the lab's comparison (``summary.json``)."""
     counts = count_parameters(model)
     bytes_per_parameter = 4 if config.model.dtype in ("auto", "float32") else 2
     base_parameters = counts.total - (counts.trainable if config.peft.method != "full" else 0)
-    return {
-        "method": config.peft.method,
-        "parameters": counts.to_json(),
-        "saved_bytes": size_on_disk(paths.model),
-        "full_model_bytes": base_parameters * bytes_per_parameter,
-        "wall_seconds": round(wall_seconds, 3),
-        "peak_memory": peak_memory(),
-        "train_examples": examples,
-        "truncated": truncation,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "learning_rate": effective_learning_rate(config),
-    }
+    return RunSummary(
+        method=config.peft.method,
+        parameters=counts.to_json(),
+        saved_bytes=size_on_disk(paths.model),
+        full_model_bytes=base_parameters * bytes_per_parameter,
+        wall_seconds=round(wall_seconds, 3),
+        peak_memory=peak_memory(),
+        train_examples=examples,
+        truncated=truncation,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        learning_rate=effective_learning_rate(config),
+    )
 
 
 def _bf16_available() -> bool:
