@@ -67,7 +67,6 @@ def single_model_file(results: dict, model: str, path: Path, rename: str | None 
     return path
 
 
-@pytest.mark.slow
 def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_path):
     from sumlab.cli.app import app
 
@@ -91,7 +90,6 @@ def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_
     assert (out / "lab_results.csv").read_text(encoding="utf-8") == (root / "lab_results.csv").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
 def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     root, expected = experiment
     base = single_model_file(expected, "original", tmp_path / "base.jsonl", rename="base")
@@ -113,7 +111,6 @@ def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     assert merged["models"].keys() == {"base", "adapter"}
 
 
-@pytest.mark.slow
 def test_compare_refuses_predictions_on_different_dialogues(experiment, tmp_path):
     _, expected = experiment
     base = single_model_file(expected, "original", tmp_path / "base.jsonl")
@@ -130,7 +127,6 @@ def test_compare_refuses_predictions_on_different_dialogues(experiment, tmp_path
         assert not (tmp_path / f"out-{other}" / "results.json").exists()
 
 
-@pytest.mark.slow
 def test_compare_refuses_the_same_model_twice(experiment, tmp_path):
     root, expected = experiment
     again = single_model_file(expected, "lora", tmp_path / "lora.jsonl")
