@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 DIALOGSUM = SHARED_DATA / "dialogsum"
+LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -35,6 +36,14 @@ def dialogsum_dir() -> Path:
     if not DIALOGSUM.is_dir():
         pytest.skip("../shared/data/dialogsum is not present")
     return DIALOGSUM
+
+
+@pytest.fixture(scope="session")
+def lab_csv() -> Path:
+    """The lab's own results file: 1500 rows of references and the summaries of its three models."""
+    if not LAB_CSV.is_file():
+        pytest.skip(f"no shared data at {LAB_CSV}")
+    return LAB_CSV
 
 
 @pytest.fixture(scope="session")
@@ -91,20 +100,6 @@ def tiny_gpt2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from sumlab.models.tiny import build_tiny_gpt2
 
     return _save_causal(tmp_path_factory.mktemp("tiny-gpt2"), build_tiny_gpt2(len(causal_tokenizer)), causal_tokenizer)
-
-
-# With pytest-xdist (-n 2 --dist loadfile --no-loadscope-reorder, which keeps this order) the notebook (minutes)
-# starts first on one worker while the other takes the short files; the demo (minutes, every core) comes last,
-# when the other worker has little left, so that its threads don't fight the rest of the suite for the cores.
-FIRST_FILES, LAST_FILES = ("test_notebook.py",), ("test_demo.py",)
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        name = item.path.name
-        return 0 if name in FIRST_FILES else 2 if name in LAST_FILES else 1
-
-    items.sort(key=rank)  # stable: the order within each group stays as collected
 
 
 @pytest.fixture(scope="module")

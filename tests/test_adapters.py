@@ -19,15 +19,6 @@ from sumlab.training import trainer as training
 METHODS = ["lora", "dora", "ia3", "prefix", "prompt"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One thread: the tiny model gains nothing from more, and on a busy small machine they fight."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def short_config(model_dir: Path, data_dir: Path, method: str) -> TrainConfig:
     """Three steps of ``method`` on 16 real DialogSum rows, without validation."""
     return build_config(TrainConfig, {

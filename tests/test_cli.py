@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -41,22 +40,6 @@ def read_jsonl(path: Path, limit: int) -> list[dict]:
     """The first ``limit`` rows of a JSON Lines file."""
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line, _ in zip(handle, range(limit))]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; several threads contend badly on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def lab_csv() -> Path:
-    if not LAB_CSV.is_file():
-        pytest.skip(f"no shared data at {LAB_CSV}")
-    return LAB_CSV
 
 
 def invoke(*args: str, input: str | None = None):

@@ -68,7 +68,6 @@ def single_model_file(results: Results, model: str, path: Path, rename: str | No
     return path
 
 
-@pytest.mark.slow
 def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_path):
     from sumlab.cli.app import app
 
@@ -94,7 +93,6 @@ def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_
     assert (out / "lab_results.csv").read_text(encoding="utf-8") == (root / "lab_results.csv").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
 def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     root, expected = experiment
     base = single_model_file(expected, "original", tmp_path / "base.jsonl", rename="base")
@@ -117,7 +115,6 @@ def test_compare_merges_separate_prediction_files(experiment, tmp_path):
     assert merged["setup"] == {"sources": [str(base), str(adapter)]}  # files know nothing else
 
 
-@pytest.mark.slow
 def test_compare_refuses_predictions_on_different_dialogues(experiment, tmp_path):
     _, expected = experiment
     base = single_model_file(expected, "original", tmp_path / "base.jsonl")
@@ -134,7 +131,6 @@ def test_compare_refuses_predictions_on_different_dialogues(experiment, tmp_path
         assert not (tmp_path / f"out-{other}" / "results.json").exists()
 
 
-@pytest.mark.slow
 def test_compare_refuses_the_same_model_twice(experiment, tmp_path):
     root, expected = experiment
     again = single_model_file(expected, "lora", tmp_path / "lora.jsonl")

@@ -12,6 +12,9 @@ import sys
 
 import pytest
 
+# the demo runs once for the module, in the first test's setup: 5-10 minutes on 2 busy cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
 
 @pytest.fixture(scope="module")
 def demo_results(tmp_path_factory) -> dict:
@@ -35,7 +38,6 @@ def beats_zero_shot(results: dict, name: str) -> tuple[float, float]:
     return results["models"][name]["improvement"]["rouge1"], significance[(name, "original", "rouge1")]["p_value"]
 
 
-@pytest.mark.slow
 def test_full_fine_tuning_beats_zero_shot_clearly(demo_results):
     points, p_value = beats_zero_shot(demo_results, "full")
     assert points >= 15.0
@@ -43,12 +45,10 @@ def test_full_fine_tuning_beats_zero_shot_clearly(demo_results):
     assert demo_results["models"]["full"]["cost"]["percent"] == 100.0
 
 
-@pytest.mark.slow
 def test_lora_trains_under_five_percent_of_the_parameters(demo_results):
     assert demo_results["models"]["lora"]["cost"]["percent"] < 5.0
 
 
-@pytest.mark.slow
 def test_lora_beats_zero_shot_clearly(demo_results):
     points, p_value = beats_zero_shot(demo_results, "lora")
     assert points >= 15.0

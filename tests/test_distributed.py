@@ -31,11 +31,11 @@ from sumlab.config import (
 )
 from sumlab.data.loading import load_split
 from sumlab.errors import SumlabError
-from sumlab.generation.batching import length_sorted_batches, summarize
 from sumlab.generation import sharded
+from sumlab.generation.batching import length_sorted_batches, summarize
 from sumlab.runtime import distributed
-from sumlab.training import checkpoints
 from sumlab.text.prompts import TEMPLATES, render_prompt
+from sumlab.training import checkpoints
 from sumlab.training import trainer as training
 from sumlab.training.run_dir import read_log
 
@@ -43,16 +43,6 @@ REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 PRESETS = sorted((REPO / "configs" / "accelerate").glob("*.yaml"))
 TIMEOUT = 240  # seconds for any one launch; a hang fails the test instead of blocking CI
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One thread in this process too: the in-process references then compute as the 1-thread workers do."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def free_port() -> int:
@@ -324,26 +314,18 @@ def test_every_accelerate_preset_loads_and_validates(path):
             assert checkpoints.parameter_sharding() == "DeepSpeed ZeRO-3"
 
 
-@pytest.mark.parametrize("breakage", [
-    ("distributed_type: MULTI_GPU", "distributed_type: MULTI_GPUS"),
-    ("use_cpu: false", "use_cpu: false\nnum_proceses: 2"),
-    ("mixed_precision: 'no'", "mixed_precision: bf17"),
+@pytest.mark.parametrize("preset, breakage", [
+    ("ddp.yaml", ("distributed_type: MULTI_GPU", "distributed_type: MULTI_GPUS")),
+    ("ddp.yaml", ("use_cpu: false", "use_cpu: false\nnum_proceses: 2")),
+    ("ddp.yaml", ("mixed_precision: 'no'", "mixed_precision: bf17")),
+    ("fsdp.yaml", ("fsdp_transformer_layer_cls_to_wrap: T5Block",
+                   "fsdp_transformer_layer_cls_to_wrap: T5Block\n  fsdp_sharding_stratgy: FULL_SHARD")),
+    ("fsdp.yaml", ("fsdp_state_dict_type: FULL_STATE_DICT", "fsdp_state_dict_type: WHOLE_STATE_DICT")),
+    ("fsdp.yaml", ("fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP", "fsdp_auto_wrap_policy: TRANSFORMER_WRAP")),
 ])
-def test_a_broken_preset_fails_validation(breakage, tmp_path):
-    broken = tmp_path / "ddp.yaml"
-    broken.write_text((REPO / "configs/accelerate/ddp.yaml").read_text().replace(*breakage))
-    with pytest.raises(Exception):
-        validate_preset(broken)
-
-
-@pytest.mark.parametrize("breakage", [
-    ("fsdp_transformer_layer_cls_to_wrap: T5Block", "fsdp_transformer_layer_cls_to_wrap: T5Block\n  fsdp_sharding_stratgy: FULL_SHARD"),
-    ("fsdp_state_dict_type: FULL_STATE_DICT", "fsdp_state_dict_type: WHOLE_STATE_DICT"),
-    ("fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP", "fsdp_auto_wrap_policy: TRANSFORMER_WRAP"),
-])
-def test_a_broken_fsdp_section_fails_validation(breakage, tmp_path):
-    broken = tmp_path / "fsdp.yaml"
-    broken.write_text((REPO / "configs/accelerate/fsdp.yaml").read_text().replace(*breakage))
+def test_a_broken_preset_fails_validation(preset, breakage, tmp_path):
+    broken = tmp_path / preset
+    broken.write_text((REPO / "configs" / "accelerate" / preset).read_text().replace(*breakage))
     with pytest.raises(Exception):
         validate_preset(broken)
 
@@ -361,6 +343,7 @@ def full_reference(tiny_model_dir, dialogsum_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * TIMEOUT)  # a reference run and up to two launches of TIMEOUT each
 def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_path):
     """accelerate launch with the ddp.yaml preset, 2 processes x batch 4, against 1 process x batch 8."""
     config_file, reference = full_reference
@@ -386,6 +369,7 @@ def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * TIMEOUT)
 def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_weights(
     tiny_model_dir, dialogsum_dir, tmp_path
 ):
@@ -413,6 +397,7 @@ def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_w
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * TIMEOUT)
 def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_dir, tmp_path):
     """Rank 1 stops (SIGSTOP) but lives: no launcher notices; rank 0's collective times out and it exits.
 
@@ -442,6 +427,7 @@ def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * TIMEOUT)
 def test_sumlab_generate_on_two_processes_writes_the_same_file(tiny_model_dir, dialogsum_dir, tmp_path):
     arguments = ["generate", "--data", str(dialogsum_dir), "--split", "validation", "--limit", "37",
                  "--model", str(tiny_model_dir), "--dtype", "float32", "--batch-size", "4", "--max-new-tokens", "12"]

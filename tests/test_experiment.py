@@ -115,7 +115,6 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
 # -- the artifacts ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_run_writes_every_artifact(experiment):
     root = experiment.root
     assert (root / "config.yaml").read_text(encoding="utf-8") == to_yaml(experiment.config)
@@ -137,7 +136,6 @@ def test_run_writes_every_artifact(experiment):
     assert on_disk == experiment.results.to_json()
 
 
-@pytest.mark.slow
 def test_results_follow_the_schema(experiment):
     jsonschema = pytest.importorskip("jsonschema")
     written = json.loads((experiment.root / "results.json").read_text(encoding="utf-8"))
@@ -168,7 +166,6 @@ def test_results_follow_the_schema(experiment):
     assert results.models["lora"].method == "lora" and results.models["lora"].label == "LoRA"
 
 
-@pytest.mark.slow
 def test_dialogsum_test_dialogues_keep_their_three_references(experiment):
     examples = experiment.results.examples
     assert len(examples) == TEST_DIALOGUES
@@ -184,7 +181,6 @@ def test_dialogsum_test_dialogues_keep_their_three_references(experiment):
     assert experiment.results.highlight == [examples[0].id]
 
 
-@pytest.mark.slow
 def test_improvement_and_significance(experiment):
     models = experiment.results.models
     assert models["original"].improvement == {key: 0 for key in ROUGE_KEYS}
@@ -203,7 +199,6 @@ def test_improvement_and_significance(experiment):
         assert row.delta == pytest.approx(delta, abs=1e-9)
 
 
-@pytest.mark.slow
 def test_costs_of_trained_models(experiment):
     models = experiment.results.models
     assert models["original"].cost is None
@@ -222,7 +217,6 @@ def test_costs_of_trained_models(experiment):
 # -- caching and resume --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_a_failed_stage_leaves_the_finished_ones_intact(experiment):
     crashed = experiment.after_crash
     assert sorted(crashed.markers) == sorted(set(STAGES) - {"generate-lora"})
@@ -239,12 +233,10 @@ def test_a_failed_stage_leaves_the_finished_ones_intact(experiment):
         assert now[path] == crashed.files[path], path
 
 
-@pytest.mark.slow
 def test_the_rerun_after_a_failure_runs_only_the_missing_stage(experiment):
     assert experiment.resume_calls == [("generate", "lora")]
 
 
-@pytest.mark.slow
 def test_rerunning_a_finished_experiment_runs_no_stage(experiment, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished stage ran again")
@@ -264,12 +256,10 @@ def test_rerunning_a_finished_experiment_runs_no_stage(experiment, monkeypatch):
 # -- the baseline never changes -----------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_training_never_changes_the_base_model_files(experiment):
     assert file_digests(experiment.base_model) == experiment.base_before
 
 
-@pytest.mark.slow
 def test_zero_shot_summaries_equal_a_fresh_base_model_after_training(experiment):
     """The lab wraps its original model in place with get_peft_model, so its "original" drifts; ours must not."""
     from sumlab.generation.batching import summarize
@@ -288,7 +278,6 @@ def test_zero_shot_summaries_equal_a_fresh_base_model_after_training(experiment)
 # -- configuration ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_another_config_on_an_existing_experiment_is_refused(experiment):
     before = file_digests(experiment.root)
     changed = experiment.config.model_copy(update={"generation": GenerationSettings(max_new_tokens=9, max_source_length=128)})
@@ -298,7 +287,6 @@ def test_another_config_on_an_existing_experiment_is_refused(experiment):
     assert file_digests(experiment.root) == before
 
 
-@pytest.mark.slow
 def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment, tmp_path):
     """``pretrained`` models given as the first experiment's run directories summarize exactly as they did there."""
     target = tmp_path / "reused"
@@ -376,7 +364,6 @@ def test_a_missing_pretrained_path_is_a_clear_error_before_anything_runs(tmp_pat
 # -- the lab's CSV --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_lab_csv_round_trips_through_sumlab_evaluate(experiment, tmp_path):
     from sumlab.cli.app import app
     from sumlab.evaluation.rouge import rouge_per_example

@@ -33,15 +33,6 @@ def dialogues(dialogsum_dir) -> list[str]:
     return distinct
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; several threads contend badly on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def settings(**fields) -> GenerationSettings:
     """Short greedy runs; prompts are not truncated (the lab's loop never truncates)."""
     return GenerationSettings(**{"max_new_tokens": 8, "max_source_length": 2048, **fields})

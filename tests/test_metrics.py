@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from sumlab.evaluation.statistics import (
     paired_bootstrap,
 )
 
-SEED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed" / "dialogue-summary-training-results.csv"
 MODELS = ("original", "instruct", "peft")
 
 
@@ -149,10 +147,8 @@ LAB_PRINTED = {
 
 
 @pytest.fixture(scope="module")
-def seed_rows() -> list[dict[str, str]]:
-    if not SEED_CSV.exists():
-        pytest.skip(f"shared seed data not found at {SEED_CSV}")
-    with SEED_CSV.open(newline="", encoding="utf-8") as handle:
+def seed_rows(lab_csv) -> list[dict[str, str]]:
+    with lab_csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1500
     return rows

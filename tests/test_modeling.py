@@ -32,15 +32,6 @@ LAB_LORA_TOTAL = 251_116_800
 PEFT_METHODS = ["lora", "dora", "ia3", "prefix", "prompt"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; several threads contend badly on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config(directory, **fields) -> ModelConfig:
     return ModelConfig(name_or_path=str(directory), dtype="float32", **fields)
 

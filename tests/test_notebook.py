@@ -12,6 +12,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "dialogue_summariz
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_notebook_executes_without_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("SUMLAB_CACHE", str(tmp_path / "cache"))
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -19,16 +19,7 @@ from sumlab.evaluation.predictions import (
 from sumlab.evaluation.rouge import ROUGE_KEYS
 from sumlab.evaluation.scoring import score_models, scores_table, scores_to_json
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"
 LAB_COLUMNS = ["original_model_summaries", "instruct_model_summaries", "peft_model_summaries"]
-
-
-@pytest.fixture
-def lab_csv() -> Path:
-    if not LAB_CSV.is_file():
-        pytest.skip(f"no shared data at {LAB_CSV}")
-    return LAB_CSV
 
 
 def sample_set() -> PredictionSet:

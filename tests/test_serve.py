@@ -24,15 +24,15 @@ import typer  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from sumlab.serve.launch import plan_server, read_token  # noqa: E402
+from sumlab.cli.serve import serve_command  # noqa: E402
 from sumlab.config import GenerationSettings, ModelConfig, PeftSettings  # noqa: E402
 from sumlab.errors import SumlabError  # noqa: E402
 from sumlab.generation.batching import summarize  # noqa: E402
 from sumlab.models.adapters import attach_adapter, merge_adapter  # noqa: E402
 from sumlab.models.loading import load_model, load_tokenizer  # noqa: E402
 from sumlab.models.peft_methods import add_peft
-from sumlab.cli.serve import serve_command  # noqa: E402
 from sumlab.serve.app import create_app  # noqa: E402
+from sumlab.serve.launch import plan_server, read_token  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry, parse_named_path  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
 from sumlab.text.prompts import TEMPLATES  # noqa: E402
@@ -41,15 +41,6 @@ TOKEN = "test-token-0123456789abcdef"
 MAX_NEW = 12
 LIMITS = ServeLimits(max_batch_size=16, batch_wait_ms=20, max_dialogue_chars=2000, max_body_bytes=16_384,
                      max_new_tokens_cap=32, max_beams_cap=3, max_batch_items=16, default_max_new_tokens=MAX_NEW)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One thread: the tiny model gains nothing from more, and on a busy small machine they fight."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def base_config(model_dir: Path) -> ModelConfig:
@@ -542,6 +533,7 @@ def test_command_registers_with_typer_and_reports_bad_input_as_sumlab_error():
 # --- the load test, as a short smoke -------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_load_benchmark_smoke(tmp_path, dialogsum_dir):
     """benchmarks/serve_load.py end to end, briefly: real server processes, zero errors, faults spare others."""
     import subprocess

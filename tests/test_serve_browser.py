@@ -22,10 +22,12 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from sumlab.config import ModelConfig, PeftSettings  # noqa: E402
 from sumlab.models.loading import load_model, load_tokenizer  # noqa: E402
-from sumlab.models.peft_methods import add_peft
+from sumlab.models.peft_methods import add_peft  # noqa: E402
 from sumlab.serve.app import create_app  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -36,7 +38,6 @@ LIMITS = ServeLimits(default_max_new_tokens=12, batch_wait_ms=20)
 @pytest.fixture(scope="module")
 def registry(tiny_model_dir, tmp_path_factory):
     """The tiny base with two LoRA adapters whose weights are moved by seeded noise (no training needed)."""
-    torch.set_num_threads(1)
     config = ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32")
     root = tmp_path_factory.mktemp("browser-adapters")
     entries = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,15 +29,6 @@ from sumlab.training.run_dir import read_log
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("configs/*.yml")])
 SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One thread: the tiny model gains nothing from more, and on a busy small machine they fight (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_config(model_dir: Path, data_dir: Path, **sections) -> TrainConfig:
@@ -282,6 +274,38 @@ def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_model_dir
         torch.testing.assert_close(adapters[True][name], tensor, atol=1e-3, rtol=1e-2)
 
 
+@pytest.mark.parametrize("method, learning_rate", [("lora", 1e-2), ("full", 1e-3)])
+def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
+    method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path
+):
+    """In-process twin of the SIGKILL test below: a crash while checkpoint-12 was being saved, simulated on disk."""
+    config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": method}, data={"validation": None},
+                         train={"learning_rate": learning_rate, "max_steps": 12, "save_steps": 4, "logging_steps": 2,
+                                "max_source_length": 64, "tensorboard": False})
+    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    reference = training.train(config, out_dir=tmp_path / "reference")
+
+    root = tmp_path / "crashed"
+    training.train(config, out_dir=root)
+    # what a kill during the last save leaves behind: checkpoint-12 without its trainer state, no final model
+    (root / "checkpoints" / "checkpoint-12" / "trainer_state.json").unlink()
+    shutil.rmtree(root / "model")
+    for finished in ("metrics.json", "summary.json"):
+        (root / finished).unlink()
+
+    training.train(config, out_dir=root, resume=True)
+    expected = load_file(reference.model_dir / weights)
+    resumed = load_file(root / "model" / weights)
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=0, msg=name)
+    # resumed from checkpoint-8 and the log trimmed back to it: each step logged once, with the reference's losses
+    logged = [record for record in read_log(root / "log.jsonl") if "loss" in record]
+    reference_logged = [record for record in read_log(reference.run_dir / "log.jsonl") if "loss" in record]
+    assert [record["step"] for record in logged] == [record["step"] for record in reference_logged] == [2, 4, 6, 8, 10, 12]
+    assert [record["loss"] for record in logged] == pytest.approx([record["loss"] for record in reference_logged])
+
+
 def start_cli(config_file: Path, out: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "sumlab", "train", str(config_file), "--out", str(out), *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SINGLE_THREAD_ENV)
@@ -294,6 +318,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two runs side by side, then the resumed one
 @pytest.mark.parametrize("method, learning_rate", [("lora", 1e-2), ("full", 1e-3)])
 def test_resume_after_kill_gives_the_same_final_weights(method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path):
     config = tiny_config(

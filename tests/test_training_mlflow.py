@@ -9,13 +9,12 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
-from sumlab.training import trainer as training  # noqa: E402
 from sumlab.config import TrainConfig, build_config  # noqa: E402
+from sumlab.training import trainer as training  # noqa: E402
 from sumlab.training.run_dir import read_log  # noqa: E402
 
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_ALLOW_FILE_STORE", "MLFLOW_RUN_ID")
@@ -24,9 +23,7 @@ STEPS, LOGGING_STEPS = 6, 2
 
 @pytest.fixture(autouse=True)
 def clean_mlflow():
-    """No MLflow settings from the environment or an earlier test, one thread; nothing left behind."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """No MLflow settings from the environment or an earlier test; nothing left behind."""
     saved = {name: os.environ.pop(name, None) for name in MLFLOW_ENV}
     mlflow.set_tracking_uri(None)
     yield
@@ -37,7 +34,6 @@ def clean_mlflow():
         os.environ.pop(name, None)
         if value is not None:
             os.environ[name] = value
-    torch.set_num_threads(threads)
 
 
 def mlflow_config(model_dir: Path, data_dir: Path, name: str, validation: bool = False, **train) -> TrainConfig:
