@@ -6,7 +6,7 @@ Unknown keys, wrong types and impossible values are errors before anything runs.
 from __future__ import annotations
 
 import os
-import string
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -22,6 +22,8 @@ from pydantic import (
 )
 
 from sumlab.errors import SumlabError
+from sumlab.models.resolve import missing_local_path, require_saved_model
+from sumlab.text.prompts import check_template, named_template
 
 DEFAULT_DATASET = "knkarthick/dialogsum"
 DEFAULT_MODEL = "google/flan-t5-base"
@@ -44,6 +46,35 @@ def validate_name(name: str) -> str:
 
 
 SafeName = Annotated[str, AfterValidator(validate_name)]
+
+DEFAULT_HINT = "fix that value in the config or with --set"
+SPELLING_HINT = "check the spelling; see configs/ for the known keys"
+
+
+class ConfigProblem(ValueError):
+    """A problem that a config validator found, raised inside pydantic validation.
+
+    It carries what a pydantic error alone can't: the key path below where it was raised (an entry's
+    merged train settings are checked by the experiment), the kind of problem, and the hint to show.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, loc: Sequence = (), kind: str = "value_error"):
+        super().__init__(f"{'.'.join(map(str, loc))}: {message}" if loc else message)
+        self.message, self.hint, self.loc, self.kind = message, hint, tuple(loc), kind
+
+    @classmethod
+    def of(cls, check: Callable[[], Any], loc: Sequence = ()) -> Any:
+        """Run ``check``; a SumlabError it raises becomes a ConfigProblem at ``loc``, with the same hint."""
+        try:
+            return check()
+        except SumlabError as exc:
+            raise cls(exc.message, exc.hint, loc) from None
+
+    @classmethod
+    def nested(cls, exc: ValidationError, loc: Sequence) -> ConfigProblem:
+        """The first problem of a nested validation, at its key path below ``loc``."""
+        first = exc.errors()[0]
+        return cls(first["msg"].removeprefix("Value error, "), None, (*loc, *first["loc"]), first["type"])
 
 
 class StrictModel(BaseModel):
@@ -89,16 +120,9 @@ class PromptConfig(StrictModel):
 
     @field_validator("template")
     @classmethod
-    def _template_has_dialogue(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            slots = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
-        except ValueError as exc:
-            raise ValueError(f"the prompt template is malformed ({exc}); write literal braces as {{{{ and }}}}") from None
-        if "dialogue" not in slots:
-            raise ValueError("the prompt template must contain {dialogue}")
-        return value
+    def _template_is_usable(cls, value: str | None) -> str | None:
+        """The same check the prompt gets when it is used: one {dialogue} slot and no other."""
+        return value if value is None else ConfigProblem.of(lambda: check_template(value))
 
 
 class ModelConfig(StrictModel):
@@ -185,13 +209,25 @@ class GenerationSettings(StrictModel):
     length_penalty: float = 1.0
 
 
-class TrainConfig(StrictModel):
-    """Everything ``sumlab train`` needs."""
+class PipelineConfig(StrictModel):
+    """The sections a training run and an experiment both start with: a name, the base model, the data, the prompt."""
 
-    name: SafeName = "run"
+    name: SafeName
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     prompt: PromptConfig = PromptConfig()
+
+    @model_validator(mode="after")
+    def _prompt_is_known(self) -> PipelineConfig:
+        if self.prompt.template is None:
+            ConfigProblem.of(lambda: named_template(self.prompt.name), ("prompt", "name"))
+        return self
+
+
+class TrainConfig(PipelineConfig):
+    """Everything ``sumlab train`` needs."""
+
+    name: SafeName = "run"
     peft: PeftSettings = PeftSettings()
     train: TrainSettings = TrainSettings()
     generation: GenerationSettings = GenerationSettings()
@@ -261,7 +297,7 @@ def build_config(model_type: type[ConfigT], data: dict, source: str = "config") 
     try:
         return model_type.model_validate(data)
     except ValidationError as exc:
-        raise SumlabError(*_describe_validation_error(exc, source)) from None
+        raise SumlabError(*_describe_validation_error(exc, source, _entry_names(data))) from None
 
 
 def load_config(model_type: type[ConfigT], path: str | os.PathLike | None, overrides: list[str] = ()) -> ConfigT:
@@ -271,16 +307,41 @@ def load_config(model_type: type[ConfigT], path: str | os.PathLike | None, overr
     return build_config(model_type, data, str(path) if path else "config")
 
 
-def _describe_validation_error(exc: ValidationError, source: str) -> tuple[str, str]:
+def _describe_validation_error(exc: ValidationError, source: str, entry_names: Sequence = ()) -> tuple[str, str]:
+    """One line (and its hint) for the first problem: ``source: [models[i] (name): ]key: problem``."""
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    kind = first["type"]
+    loc, kind, message, hint = tuple(first["loc"]), first["type"], first["msg"].removeprefix("Value error, "), None
+    problem = (first.get("ctx") or {}).get("error")
+    if isinstance(problem, ConfigProblem):
+        loc, kind, message, hint = (*loc, *problem.loc), problem.kind, problem.message, problem.hint
+    entry, key = _split_entry_loc(loc, entry_names)
+    where = f"{source}: {entry}: " if entry else f"{source}: "
     if kind == "extra_forbidden":
-        return f"{source}: unknown key '{key}'", "check the spelling; see configs/ for the known keys"
-    message = first["msg"].removeprefix("Value error, ")
+        return f"{where}unknown key '{key}'", SPELLING_HINT
     count = len(exc.errors())
     more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
-    return f"{source}: {key}: {message}{more}", "fix that value in the config or with --set"
+    return f"{where}{key + ': ' if key else ''}{message}{more}", hint or DEFAULT_HINT
+
+
+def _split_entry_loc(loc: Sequence, entry_names: Sequence = ()) -> tuple[str | None, str]:
+    """Split a key path into the model entry it is in, if any, and the key within.
+
+    ``('models', 2, 'train', 'x')`` is ``('models[2] (lora)', 'train.x')`` when entry 2 is named lora;
+    ``('peft', 'r')`` is ``(None, 'peft.r')``.
+    """
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        index = loc[1]
+        name = entry_names[index] if index < len(entry_names) and isinstance(entry_names[index], str) else None
+        return f"models[{index}]" + (f" ({name})" if name else ""), ".".join(map(str, loc[2:]))
+    return None, ".".join(map(str, loc))
+
+
+def _entry_names(data: Any) -> list:
+    """The names of an experiment's model entries in raw config data (None where an entry has none)."""
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", None) for entry in entries]
 
 
 def to_yaml(config: BaseModel) -> str:
@@ -311,15 +372,15 @@ class ModelEntry(StrictModel):
     model: ModelConfig | None = Field(default=None, description="this entry's base model, if not the experiment's")
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> ModelEntry:
+    def _kind_fields(self) -> ModelEntry:  # the error's location names the entry (models[i] (name))
         if self.kind == "pretrained" and not self.path:
-            raise ValueError(f"model {self.name}: kind pretrained needs a path")
+            raise ValueError("kind pretrained needs a path")
         if self.kind != "pretrained" and self.path:
-            raise ValueError(f"model {self.name}: path is only for kind pretrained")
+            raise ValueError("path is only for kind pretrained")
         if self.kind == "train" and self.peft is None:
             self.peft = PeftSettings()
         if self.kind != "train" and (self.peft is not None or self.train):
-            raise ValueError(f"model {self.name}: peft and train settings are only for kind train")
+            raise ValueError("peft and train settings are only for kind train")
         return self
 
     @property
@@ -327,13 +388,14 @@ class ModelEntry(StrictModel):
         return self.peft.method if self.peft else None
 
 
-class ExperimentConfig(StrictModel):
-    """Everything ``sumlab run`` needs: a base model (or one per entry), data, and the models to compare."""
+class ExperimentConfig(PipelineConfig):
+    """Everything ``sumlab run`` needs: a base model (or one per entry), data, and the models to compare.
+
+    It is validated whole at load: each trained model's train settings (the experiment's, with its own
+    overrides) too, not only when its stage starts. ``check_paths`` checks the local paths it names.
+    """
 
     name: SafeName = "experiment"
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
-    prompt: PromptConfig = PromptConfig()
     train: TrainSettings = TrainSettings()
     generation: GenerationSettings = GenerationSettings()
     eval: EvalSettings = EvalSettings()
@@ -355,14 +417,58 @@ class ExperimentConfig(StrictModel):
             raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _train_settings_are_valid(self) -> ExperimentConfig:
+        """A typo in one model's train section fails at load, not when that model's stage starts."""
+        for index, entry in enumerate(self.models):
+            if entry.kind == "train":
+                try:
+                    TrainSettings.model_validate(self._merged_train(entry))
+                except ValidationError as exc:
+                    raise ConfigProblem.nested(exc, ("models", index, "train")) from None
+        return self
+
+    def _merged_train(self, entry: ModelEntry) -> dict:
+        """One trained model's train settings, unvalidated: the experiment's, with the entry's overrides."""
+        return {**self.train.model_dump(), **entry.train}
+
     def base_model(self, entry: ModelEntry) -> ModelConfig:
         """The base model of one entry: its own, or the experiment's."""
         return entry.model or self.model
 
     def train_config(self, entry: ModelEntry) -> TrainConfig:
         """The TrainConfig for one trained model of this experiment."""
-        settings = build_config(TrainSettings, {**self.train.model_dump(), **entry.train}, f"models.{entry.name}.train")
+        settings = build_config(TrainSettings, self._merged_train(entry), f"models.{entry.name}.train")
         return TrainConfig(
             name=entry.name, model=self.base_model(entry), data=self.data, prompt=self.prompt,
             peft=entry.peft or PeftSettings(), train=settings, generation=self.generation,
         )
+
+    def check_paths(self) -> None:
+        """Check that every local path the experiment names exists, before anything runs or is written.
+
+        The data source, each model's base model and tokenizer, and each pretrained model's path (a model,
+        adapter or run directory). Hub ids are not looked up. Kept out of validation, so that a finished
+        experiment's config still loads (to compare it) after its inputs moved.
+
+        Raises:
+            SumlabError: naming the first entry and field whose path is missing.
+        """
+        _check_local(self.data.source, "data.source")
+        for index, entry in enumerate(self.models):
+            where = f"models[{index}] ({entry.name})"
+            model, model_where = (entry.model, f"{where}: model") if entry.model else (self.model, "model")
+            _check_local(model.name_or_path, f"{model_where}.name_or_path")
+            _check_local(model.tokenizer, f"{model_where}.tokenizer")
+            if entry.kind == "pretrained":
+                try:
+                    require_saved_model(entry.path)
+                except SumlabError as exc:
+                    raise SumlabError(f"{where}: path: {exc.message}", exc.hint) from None
+
+
+def _check_local(name_or_path: str | None, where: str) -> None:
+    """Raise if ``name_or_path`` is a local path (not a hub id) that does not exist."""
+    missing = missing_local_path(name_or_path) if name_or_path else None
+    if missing is not None:
+        raise SumlabError(f"{where}: path not found: {missing}", "check the path, or give a hub id")

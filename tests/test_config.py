@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from sumlab.config import (
+    ExperimentConfig,
     GenerationSettings,
     PeftSettings,
     TrainConfig,
     apply_overrides,
+    build_config,
     load_config,
     parse_override,
     to_yaml,
@@ -214,3 +216,92 @@ def test_validate_name_accepts_simple_names(name):
 
 def test_config_name_is_validated():
     assert "invalid name" in error_of(load_config, TrainConfig, None, ["name=../escape"])
+
+
+# ---------------------------------------------------------------- an experiment is validated whole at load
+
+LAB_MODELS = """\
+models:
+  - {name: original, kind: zero_shot}
+  - name: full
+    peft: {method: full}
+    train: {TRAIN}
+  - {name: lora, peft: {method: lora}}
+"""
+
+
+def experiment_file(tmp_path: Path, train: str = "{}", head: str = "") -> Path:
+    return write(tmp_path / "experiment.yaml", head + LAB_MODELS.replace("{TRAIN}", train))
+
+
+def one_line_error(call, *args) -> str:
+    message = error_of(call, *args)
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def test_a_typo_in_the_second_models_train_section_is_refused_at_load(tmp_path):
+    path = experiment_file(tmp_path, "{learning_rat: 0.001}")
+    message = one_line_error(load_config, ExperimentConfig, path)
+    assert message.startswith(f"{path}: models[1] (full): unknown key 'train.learning_rat'")
+    assert "check the spelling" in message
+
+
+@pytest.mark.parametrize(("train", "key", "words"), [
+    ("{learning_rate: -1}", "train.learning_rate", "greater than 0"),
+    ("{max_steps: ten}", "train.max_steps", "integer"),
+    ("{metric_for_best_model: eval_rouge1}", "train", "needs eval_rouge=true"),  # a check across fields
+])
+def test_a_bad_value_in_the_second_models_train_section_is_refused_at_load(tmp_path, train, key, words):
+    path = experiment_file(tmp_path, train)
+    message = one_line_error(load_config, ExperimentConfig, path)
+    assert message.startswith(f"{path}: models[1] (full): {key}: ")
+    assert words in message
+
+
+def test_an_entrys_train_section_is_checked_merged_with_the_experiments(tmp_path):
+    """As the stage builds it: the experiment's train settings, then the entry's overrides."""
+    rouge_metric = "{metric_for_best_model: eval_rouge1}"
+    config = load_config(ExperimentConfig, experiment_file(tmp_path, rouge_metric, "train: {eval_rouge: true}\n"))
+    assert config.train_config(config.models[1]).train.metric_for_best_model == "eval_rouge1"
+    assert config.train_config(config.models[2]).train.metric_for_best_model == "eval_loss"
+
+
+def test_other_problems_in_an_entry_name_it_too():
+    message = one_line_error(load_config, ExperimentConfig, None, ["models=[{name: mine, peft: {r: 0}}]"])
+    assert message.startswith("config: models[0] (mine): peft.r: ")
+
+
+@pytest.mark.parametrize(("setting", "words"), [
+    ("prompt.template={dialogue} and {topic}", "slot other than {dialogue}: {topic}"),
+    ("prompt.template=Summarize: {{dialogue}}", "no {dialogue} slot"),
+    ("prompt.name=nope", "unknown prompt name 'nope'"),
+])
+@pytest.mark.parametrize("config_type", [ExperimentConfig, TrainConfig])
+def test_the_prompt_is_refused_at_load_as_it_would_be_when_used(config_type, setting, words):
+    message = one_line_error(load_config, config_type, None, [setting])
+    assert message.startswith(f"config: prompt.{setting.split('=')[0].split('.')[1]}: ")
+    assert words in message
+
+
+def test_local_paths_are_checked_before_the_experiment_runs(tmp_path):
+    assert ExperimentConfig().check_paths() is None  # hub ids are not looked up
+    missing = tmp_path / "no-such-run"
+    entries = [{"name": "original", "kind": "zero_shot"}, {"name": "mine", "kind": "pretrained", "path": str(missing)}]
+    config = build_config(ExperimentConfig, {"models": entries})  # loads: comparing a finished experiment needs that
+    message = one_line_error(config.check_paths)
+    assert message.startswith(f"models[1] (mine): path: model path not found: {missing}")
+
+    (tmp_path / "empty").mkdir()
+    entries[1]["path"] = str(tmp_path / "empty")
+    message = one_line_error(build_config(ExperimentConfig, {"models": entries}).check_paths)
+    assert message.startswith(f"models[1] (mine): path: no model or adapter in {tmp_path / 'empty'}")
+
+    own_model = {"name": "qwen", "kind": "zero_shot", "model": {"name_or_path": str(tmp_path / "no-model")}}
+    config = build_config(ExperimentConfig, {"models": [entries[0], own_model]})
+    assert one_line_error(config.check_paths).startswith("models[1] (qwen): model.name_or_path: path not found")
+
+    config = build_config(ExperimentConfig, {"models": [entries[0]], "model": {"name_or_path": "./no-model"}})
+    assert one_line_error(config.check_paths).startswith("model.name_or_path: path not found")
+    config = build_config(ExperimentConfig, {"models": [entries[0]], "data": {"source": str(tmp_path / "x.jsonl")}})
+    assert one_line_error(config.check_paths).startswith("data.source: path not found")

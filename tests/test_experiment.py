@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -345,7 +346,7 @@ def test_repeated_model_names_are_a_clear_error():
 
 
 def test_pretrained_without_a_path_is_a_clear_error():
-    with pytest.raises(SumlabError, match="models.0: model mine: kind pretrained needs a path"):
+    with pytest.raises(SumlabError, match=r"lab.yaml: models\[0\] \(mine\): kind pretrained needs a path"):
         build_config(ExperimentConfig, {"models": [{"name": "mine", "kind": "pretrained"}]}, "lab.yaml")
 
 
@@ -356,9 +357,40 @@ def test_a_missing_pretrained_path_is_a_clear_error_before_anything_runs(tmp_pat
                 ModelEntry(name="mine", kind="pretrained", path=str(tmp_path / "no-such-run"))],
     )
     monkeypatch.setattr(experiment_module, "train_model", lambda *args: pytest.fail("training started"))
-    with pytest.raises(SumlabError, match="model path not found"):
+    with pytest.raises(SumlabError, match=r"models\[1\] \(mine\): path: model path not found"):
         run_experiment(config, out_dir=tmp_path / "experiment")
     assert not (tmp_path / "experiment").exists()
+
+
+def run_command_error(args: list[str], monkeypatch, capsys) -> str:
+    """The one error line of ``sumlab <args>`` (through main(), as the console script), which must exit with 2."""
+    from sumlab.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["sumlab", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(")"), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ("{name: lora, peft: {method: lora}, train: {learning_rat: 0.001}}",
+     "models[1] (lora): unknown key 'train.learning_rat'"),
+    ("{name: lora, peft: {method: lora}, train: {max_steps: -5}}", "models[1] (lora): train.max_steps: "),
+    ("{name: mine, kind: pretrained, path: no-such-run}", "models[1] (mine): path: model path not found: no-such-run"),
+])
+def test_sumlab_run_refuses_a_bad_entry_in_one_line_and_writes_nothing(entry, says, tmp_path, tiny_model_dir,
+                                                                        dialogsum_dir, monkeypatch, capsys):
+    config = tmp_path / "experiment.yaml"
+    config.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{source: {dialogsum_dir}}}\n"
+                      f"models:\n  - {{name: original, kind: zero_shot}}\n  - {entry}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(experiment_module, "evaluation_groups", lambda *args: pytest.fail("the experiment started"))
+    line = run_command_error(["run", str(config), "--out", "experiment"], monkeypatch, capsys)
+    assert says in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.yaml"]  # nothing written
 
 
 # -- the lab's CSV --------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sumlab.config import EvalSettings
+from sumlab.data.loading import ReferenceGroup
 from sumlab.errors import SumlabError
 from sumlab.evaluation.predictions import (
     PredictionSet,
@@ -112,6 +113,19 @@ def test_files_without_predictions_are_refused(tmp_path):
     no_models = write_lines(tmp_path / "no-models.jsonl", [{"id": "a", "references": ["r"], "predictions": {}}])
     assert "no predictions" in error_of(read_predictions, no_models)
     assert "file not found" in error_of(read_predictions, tmp_path / "missing.jsonl")
+
+
+def test_a_prediction_set_from_reference_groups_keeps_their_order_and_every_reference(tmp_path):
+    groups = [ReferenceGroup("test_0", "#Person1#: hi", ("Amy greets Bob.", "They say hello.")),
+              ReferenceGroup("test_1", "#Person1#: bye", ("Tom leaves.",))]
+    made = PredictionSet.from_groups(groups, "lora", ["Amy says hi.", "Tom goes."])
+    assert made == PredictionSet(
+        ids=["test_0", "test_1"], references=[["Amy greets Bob.", "They say hello."], ["Tom leaves."]],
+        predictions={"lora": ["Amy says hi.", "Tom goes."]}, dialogues=["#Person1#: hi", "#Person1#: bye"],
+    )
+    write_predictions(tmp_path / "p.jsonl", made)
+    assert read_predictions(tmp_path / "p.jsonl") == made
+    assert "1 summaries for 2 dialogues" in error_of(PredictionSet.from_groups, groups, "lora", ["one"])
 
 
 def test_prediction_set_needs_one_summary_per_dialogue():

@@ -95,13 +95,20 @@ def test_literal_braces_around_the_slot_are_fine():
 def test_prompt_config_validates_its_template():
     with pytest.raises(ValidationError, match=r"\{dialogue\}"):
         PromptConfig(template="Summarize this.")
-    assert PromptConfig(template="A: {dialogue}").template == "A: {dialogue}"
-    # The config checks for a real {dialogue} slot; resolving also refuses any other slot.
-    config = PromptConfig(template="{dialogue} and {extra}")
-    with pytest.raises(SumlabError, match="slot other than"):
-        resolve_template(config)
+    config = PromptConfig(template="A: {dialogue}")
+    assert config.template == "A: {dialogue}"
     with pytest.raises(ValidationError):  # assignment is validated too
         config.template = "no slot"
+
+
+@pytest.mark.parametrize("template", ["{dialogue} and {topic}", "{dialogue} {0}", "{dialogue!x}", "{dialogue"])
+def test_prompt_config_refuses_what_check_template_refuses_with_its_message(template):
+    """One check: the config refuses at load exactly what the prompt would be refused for when used."""
+    with pytest.raises(SumlabError) as used:
+        check_template(template)
+    with pytest.raises(ValidationError) as loaded:
+        PromptConfig(template=template)
+    assert used.value.message in str(loaded.value)
 
 
 def test_prompt_config_refuses_a_template_whose_only_dialogue_is_literal():

@@ -9,17 +9,20 @@ from typing import Annotated, Optional
 import typer
 
 from sumlab.cli.options import (
+    DataOpt,
+    ModelOpt,
     PromptOpt,
     TokenizerOpt,
     console,
     model_options,
     prompt_template,
 )
+from sumlab.config import DEFAULT_DATASET, DEFAULT_MODEL
 
 
 def data_audit(
-    data: Annotated[str, typer.Option("--data", help="hub id, or a local file or directory")] = "knkarthick/dialogsum",
-    model: Annotated[Optional[str], typer.Option("--model", help="tokenizer of this model (default: flan-t5-base's)")] = None,
+    data: DataOpt = DEFAULT_DATASET,
+    model: ModelOpt = DEFAULT_MODEL,
     tokenizer: TokenizerOpt = None,
     splits: Annotated[str, typer.Option("--splits", help="comma-separated splits")] = "train,validation,test",
     prompt: PromptOpt = "lab",
@@ -33,7 +36,7 @@ def data_audit(
     from sumlab.models.loading import load_tokenizer
     from sumlab.runtime.fileio import write_json_atomic
 
-    config = model_options(model or "google/flan-t5-base", False, tokenizer, "auto", False)
+    config = model_options(model, False, tokenizer, "auto", False)  # the tokenizer of this model, or --tokenizer
     loaded_tokenizer = load_tokenizer(config)
     template = prompt_template(prompt, None)
     report = {}

@@ -11,6 +11,7 @@ import typer
 from sumlab.cli.options import (
     BatchOpt,
     BeamsOpt,
+    DataOpt,
     DtypeOpt,
     MaxNewOpt,
     ModelOpt,
@@ -25,12 +26,13 @@ from sumlab.cli.options import (
     prompt_template,
     refuse_overwrite,
 )
+from sumlab.config import DEFAULT_DATASET, DEFAULT_MODEL
 from sumlab.errors import SumlabError
 
 
 def summarize(
     file: Annotated[str, typer.Argument(help="a text file with one dialogue, or - for stdin")] = "-",
-    model: ModelOpt = "google/flan-t5-base",
+    model: ModelOpt = DEFAULT_MODEL,
     random_init: RandomInitOpt = False,
     tokenizer: TokenizerOpt = None,
     dtype: DtypeOpt = "auto",
@@ -42,14 +44,23 @@ def summarize(
 ) -> None:
     """Summarize one dialogue."""
     from sumlab.generation.batching import summarize as summarize_dialogues
-    from sumlab.models.loading import load_model, load_tokenizer
 
     dialogue = _read_dialogue(file)
-    text_template = prompt_template(prompt, template)
-    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
-    loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
+    loaded_model, loaded_tokenizer, text_template = _load_summarizer(
+        model, random_init, tokenizer, dtype, allow_pickle, prompt, template)
     settings = generation_options(max_new_tokens, num_beams, 1)
     print(summarize_dialogues(loaded_model, loaded_tokenizer, [dialogue], settings, text_template)[0])
+
+
+def _load_summarizer(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool,
+                     prompt: str, template: str | None):
+    """The model, tokenizer and prompt template the options name; the template is checked before anything loads."""
+    from sumlab.models.loading import load_model, load_tokenizer
+
+    text_template = prompt_template(prompt, template)
+    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
+    loaded_tokenizer = load_tokenizer(config)
+    return load_model(config), loaded_tokenizer, text_template
 
 
 def _read_dialogue(file: str) -> str:
@@ -69,9 +80,9 @@ def _read_dialogue(file: str) -> str:
 
 
 def generate(
-    data: Annotated[str, typer.Option("--data", help="hub id, or a local file or directory")] = "knkarthick/dialogsum",
+    data: DataOpt = DEFAULT_DATASET,
     out: Annotated[Path, typer.Option("--out", help="predictions file to write (JSON Lines)")] = Path("predictions.jsonl"),
-    model: ModelOpt = "google/flan-t5-base",
+    model: ModelOpt = DEFAULT_MODEL,
     name: Annotated[Optional[str], typer.Option("--name", help="model name in the file (default: from --model)")] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="at most this many dialogues")] = None,
@@ -95,7 +106,6 @@ def generate(
     from sumlab.data.loading import group_references, load_split, select_groups
     from sumlab.evaluation.predictions import PredictionSet, write_predictions
     from sumlab.generation.sharded import summarize_distributed
-    from sumlab.models.loading import load_model, load_tokenizer
     from sumlab.runtime.distributed import is_main_process, run_on_main
 
     run_on_main(refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
@@ -105,18 +115,11 @@ def generate(
     except ValueError as exc:
         raise SumlabError(str(exc), "pass --name with a simple model name") from None
     groups = select_groups(group_references(load_split(data, split)), limit=limit, every_nth=every_nth)
-    text_template = prompt_template(prompt, template)
-    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
-    loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
+    loaded_model, loaded_tokenizer, text_template = _load_summarizer(
+        model, random_init, tokenizer, dtype, allow_pickle, prompt, template)
     settings = generation_options(max_new_tokens, num_beams, batch_size)
     summaries = summarize_distributed(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
     if not is_main_process():
         return
-    result = PredictionSet(
-        ids=[g.id for g in groups],
-        references=[list(g.references) for g in groups],
-        predictions={model_name: summaries},
-        dialogues=[g.dialogue for g in groups],
-    )
-    write_predictions(out, result)
+    write_predictions(out, PredictionSet.from_groups(groups, model_name, summaries))
     console.print(f"wrote {len(groups)} predictions of {model_name} to {out}")

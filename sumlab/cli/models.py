@@ -8,16 +8,18 @@ from typing import Annotated, Optional
 import typer
 
 from sumlab.cli.options import (
+    BaseModelOpt,
     PickleOpt,
     RandomInitOpt,
     console,
     model_options,
     refuse_overwrite,
 )
+from sumlab.config import DEFAULT_MODEL
 
 
 def inspect(
-    model: Annotated[str, typer.Argument(help="hub id or local model directory")] = "google/flan-t5-base",
+    model: Annotated[str, typer.Argument(help="hub id or local model directory")] = DEFAULT_MODEL,
     random_init: RandomInitOpt = False,
     allow_pickle: PickleOpt = False,
     lora_r: Annotated[Optional[int], typer.Option("--lora-r", min=1, help="add a LoRA adapter of this rank")] = None,
@@ -49,7 +51,7 @@ def inspect(
 def merge(
     adapter: Annotated[str, typer.Option("--adapter", help="a run directory or an adapter directory")],
     out: Annotated[Path, typer.Option("--out", help="directory for the merged model")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="base model (default: the adapter's)")] = None,
+    model: BaseModelOpt = None,
     allow_pickle: PickleOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
 ) -> None:

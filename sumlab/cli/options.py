@@ -16,6 +16,13 @@ console = Console()
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model directory")]
 
 
+BaseModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="base model: hub id or directory (default: the one the adapters were trained on)")]
+
+
+DataOpt = Annotated[str, typer.Option("--data", help="hub id, or a local file or directory")]
+
+
 RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="build the architecture with random weights (offline)")]
 
 
@@ -44,6 +51,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
 
 
 def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool):
+    """The ModelConfig that the model options describe (a bad value is a SumlabError naming the option)."""
     from sumlab.config import ModelConfig, build_config
 
     fields = {"name_or_path": model, "random_init": random_init, "tokenizer": tokenizer, "dtype": dtype,
@@ -52,21 +60,21 @@ def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: s
 
 
 def prompt_template(prompt: str, template: str | None) -> str:
-    from sumlab.config import PromptConfig
-    from sumlab.text.prompts import check_template, resolve_template
+    """The template text of ``--template`` if given, else of the named ``--prompt``; checked either way."""
+    from sumlab.text.prompts import check_template, named_template
 
-    if template is not None:
-        return check_template(template)
-    return resolve_template(PromptConfig(name=prompt))
+    return check_template(template) if template is not None else named_template(prompt)
 
 
 def generation_options(max_new_tokens: int, num_beams: int, batch_size: int):
+    """The GenerationSettings of the generation options."""
     from sumlab.config import GenerationSettings
 
     return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
 
 
 def refuse_overwrite(path: Path, overwrite: bool) -> None:
+    """Raise unless ``path`` is free, or ``--overwrite`` was given."""
     if path.exists() and not overwrite:
         raise SumlabError(f"{path} already exists", "choose another --out, or pass --overwrite")
 

@@ -7,13 +7,21 @@ from typing import Annotated, Optional
 
 import typer
 
+from sumlab.cli.options import (
+    BaseModelOpt,
+    DtypeOpt,
+    PickleOpt,
+    PromptOpt,
+    RandomInitOpt,
+    model_options,
+    prompt_template,
+)
+
 log = logging.getLogger(__name__)
 
 
 def serve_command(
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="base model: hub id or directory (default: the one the adapters were trained on)",
-    )] = None,
+    model: BaseModelOpt = None,
     adapter: Annotated[Optional[list[str]], typer.Option(
         "--adapter", help="NAME=PATH of a PEFT adapter or its run directory (repeatable)")] = None,
     merged: Annotated[Optional[list[str]], typer.Option(
@@ -24,13 +32,10 @@ def serve_command(
     api_key_env: Annotated[Optional[str], typer.Option(
         "--api-key-env",
         help="require 'Authorization: Bearer <token>', the token read from this environment variable")] = None,
-    prompt: Annotated[str, typer.Option(
-        "--prompt", help="prompt template of the base and of runs that recorded none")] = "lab",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32 or bfloat16")] = "auto",
-    random_init: Annotated[bool, typer.Option(
-        "--random-init", help="build the base architecture with random weights")] = False,
-    allow_pickle: Annotated[bool, typer.Option(
-        "--allow-pickle", help="allow pickle .bin weights (only files you trust)")] = False,
+    prompt: PromptOpt = "lab",
+    dtype: DtypeOpt = "auto",
+    random_init: RandomInitOpt = False,
+    allow_pickle: PickleOpt = False,
     max_batch_size: Annotated[int, typer.Option(
         "--max-batch-size", min=1, help="most dialogues per generate call")] = 8,
     batch_wait_ms: Annotated[float, typer.Option(
@@ -48,16 +53,16 @@ def serve_command(
     no_batching: Annotated[bool, typer.Option(
         "--no-batching", help="one generate call per dialogue (for comparison)")] = False,
 ) -> None:
-    """Serve the base model, its adapters and merged models: JSON API (/v1, docs at /docs), web page at /, /metrics."""
-    from sumlab.config import ModelConfig, PromptConfig, build_config
+    """Serve the base model, its adapters and merged models: JSON API (/v1, docs at /docs), web page at /, /metrics.
+
+    --prompt is the template of the base, and of the runs that recorded none.
+    """
     from sumlab.serve.launch import is_loopback, plan_server, serve
     from sumlab.serve.schemas import ServeLimits
-    from sumlab.text.prompts import resolve_template
 
     plan = plan_server(model, adapter or [], merged or [], api_key_env)
-    base = build_config(ModelConfig, {"name_or_path": plan.model, "random_init": random_init, "dtype": dtype,
-                                      "allow_pickle": allow_pickle}, "options")
-    template = resolve_template(PromptConfig(name=prompt))
+    base = model_options(plan.model, random_init, None, dtype, allow_pickle)
+    template = prompt_template(prompt, None)
     limits = ServeLimits(
         max_batch_size=max_batch_size, batch_wait_ms=batch_wait_ms, max_queue=max_queue,
         max_dialogue_chars=max_dialogue_chars, max_body_bytes=max_body_bytes, max_new_tokens_cap=max_new_tokens_cap,

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sumlab.config import ColumnMap, DataConfig
 from sumlab.errors import SumlabError, first_line
+from sumlab.models.resolve import FILE_SUFFIXES, local_path
 
 if TYPE_CHECKING:
     import datasets
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"dev": "validation", "val": "validation"}
-FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _MAX_LISTED = 5
 _REFERENCE_SUFFIX = re.compile(r"^(.+_\d+)_\d+$")  # test_0_1 -> test_0, while train_5 stays train_5
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -188,15 +188,13 @@ def _local_path(source: str) -> Path | None:
         from sumlab.demo.corpus import demo_corpus_dir
 
         return demo_corpus_dir()
-    path = Path(source).expanduser()
-    if path.exists():
-        return path
-    if source.startswith((".", "/", "~")) or source.count("/") > 1 or source.lower().endswith(FILE_SUFFIXES):
+    path = local_path(source)
+    if path is not None and not path.exists():
         raise SumlabError(
             f"data source not found: {path}",
             "check the path; a directory must hold train/validation/test .jsonl, .json, .csv or .parquet files",
         )
-    return None
+    return path
 
 
 def _split_files(directory: Path) -> list[str]:

@@ -14,9 +14,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sumlab.errors import SumlabError
 from sumlab.runtime.fileio import write_jsonl_atomic
+
+if TYPE_CHECKING:
+    from sumlab.data.loading import ReferenceGroup
 
 REQUIRED_KEYS = ("id", "references", "predictions")
 
@@ -37,6 +41,16 @@ class PredictionSet:
                     f"model {name!r} has {len(summaries)} summaries for {len(self.ids)} dialogues",
                     "every model needs one summary per dialogue",
                 )
+
+    @classmethod
+    def from_groups(cls, groups: Sequence[ReferenceGroup], model: str, summaries: Sequence[str]) -> PredictionSet:
+        """One model's summaries of ``groups`` (dialogues with all their references), in the groups' order."""
+        return cls(
+            ids=[group.id for group in groups],
+            references=[list(group.references) for group in groups],
+            predictions={model: list(summaries)},
+            dialogues=[group.dialogue for group in groups],
+        )
 
     @property
     def models(self) -> list[str]:

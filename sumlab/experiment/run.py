@@ -45,8 +45,9 @@ from sumlab.evaluation.schema import (
 )
 from sumlab.experiment.compare import report_predictions
 from sumlab.generation.sharded import summarize_distributed
-from sumlab.models.adapters import attach_adapter, resolve_adapter_dir
+from sumlab.models.adapters import attach_adapter
 from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.models.resolve import require_saved_model
 from sumlab.runtime.distributed import is_main_process, run_on_main
 from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
 from sumlab.text.prompts import resolve_template
@@ -138,19 +139,13 @@ def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: Expe
     base_config = config.base_model(entry)
     if entry.kind == "zero_shot":
         return load_model(base_config), load_tokenizer(base_config)
-    source = paths.run(entry.name).model if entry.kind == "train" else _model_dir(Path(entry.path))
-    if (source / "adapter_config.json").is_file():
-        model = attach_adapter(load_model(base_config), resolve_adapter_dir(source), allow_pickle=base_config.allow_pickle)
-        return model, load_tokenizer(ModelConfig(name_or_path=str(source)))
-    model_config = ModelConfig(name_or_path=str(source), dtype=base_config.dtype, allow_pickle=base_config.allow_pickle)
+    saved = require_saved_model(paths.run(entry.name).root if entry.kind == "train" else entry.path)
+    if saved.kind == "adapter":
+        model = attach_adapter(load_model(base_config), saved.directory, allow_pickle=base_config.allow_pickle)
+        return model, load_tokenizer(ModelConfig(name_or_path=str(saved.directory)))
+    model_config = ModelConfig(name_or_path=str(saved.directory), dtype=base_config.dtype,
+                               allow_pickle=base_config.allow_pickle)
     return load_model(model_config), load_tokenizer(model_config)
-
-
-def _model_dir(path: Path) -> Path:
-    """A model or adapter directory, given it or the run directory that holds it in ``model/``."""
-    if not path.exists():
-        raise SumlabError(f"model path not found: {path}", "check models[].path in the config")
-    return path / "model" if (path / "model").is_dir() else path
 
 
 def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths,
@@ -160,10 +155,8 @@ def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: Exp
     dialogues = [group.dialogue for group in groups]
     summaries = summarize_distributed(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
     if is_main_process():
-        write_predictions(paths.predictions / f"{entry.name}.jsonl", PredictionSet(
-            ids=[g.id for g in groups], references=[list(g.references) for g in groups],
-            predictions={entry.name: summaries}, dialogues=dialogues,
-        ))
+        predictions = PredictionSet.from_groups(groups, entry.name, summaries)
+        write_predictions(paths.predictions / f"{entry.name}.jsonl", predictions)
     del model
     gc.collect()
 
@@ -245,9 +238,7 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
         The experiment directory and the results document.
     """
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
-    for entry in config.models:  # a typo in a path fails now, not after hours of training the others
-        if entry.kind == "pretrained":
-            _model_dir(Path(entry.path))
+    config.check_paths()  # a typo in a path fails now, not after hours of training the others
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
     for entry in config.models:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from sumlab.config import ModelConfig
 from sumlab.errors import SumlabError, first_line
 from sumlab.models.family import is_causal
 from sumlab.models.loading import check_weight_format, load_model, load_tokenizer
+from sumlab.models.resolve import find_saved_model, read_adapter_config
 
 MERGE_TOLERANCE = 1e-4
 PROBE_TEXT = "#Person1#: Could you book a table for two at seven?\n#Person2#: Of course. Under which name?"
@@ -19,19 +19,18 @@ PROBE_TEXT = "#Person1#: Could you book a table for two at seven?\n#Person2#: Of
 
 def resolve_adapter_dir(path: str | Path) -> Path:
     """The adapter directory of ``path``: the directory itself, or the ``model/`` of a run directory."""
-    root = Path(path)
-    for candidate in (root, root / "model"):
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    if not root.exists():
-        raise SumlabError(f"adapter path not found: {root}", "give a PEFT run directory or an adapter directory")
-    raise SumlabError(f"no adapter_config.json in {root}", "give a PEFT run directory or an adapter directory")
+    found = find_saved_model(path)
+    if found.kind == "adapter":
+        return found.directory
+    hint = "give a PEFT run directory or an adapter directory"
+    if found.kind == "missing":
+        raise SumlabError(f"adapter path not found: {found.directory}", hint)
+    raise SumlabError(f"no adapter_config.json in {found.directory}", hint)
 
 
 def adapter_base_model(adapter_dir: Path) -> str:
     """The base model an adapter was trained on, as its adapter_config.json records it."""
-    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
-    return config.get("base_model_name_or_path") or ""
+    return read_adapter_config(adapter_dir).get("base_model_name_or_path") or ""
 
 
 def attach_adapter(base_model, adapter_path: str | Path, name: str = "default", allow_pickle: bool = False):
@@ -62,7 +61,7 @@ def attach_adapter(base_model, adapter_path: str | Path, name: str = "default", 
 
 def _check_prompt_dimensions(adapter_dir: Path, base_config) -> None:
     """Prefix and prompt tuning adapters record the width (and depth) they were built for; PEFT doesn't check them."""
-    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    config = read_adapter_config(adapter_dir)
     expected = {"token_dim": getattr(base_config, "hidden_size", None)}
     if config.get("peft_type") == "PREFIX_TUNING":  # one key/value prefix per layer and head
         expected["num_layers"] = getattr(base_config, "num_hidden_layers", None)

@@ -24,8 +24,9 @@ def model_family(config: ModelConfig) -> Family:
 
 def is_causal(model) -> bool:
     """True for a decoder-only model (plain or PEFT-wrapped), False for an encoder-decoder."""
-    return not getattr(model.config, "is_encoder_decoder", False)
+    return family_of(model.config) == "causal"
 
 
 def auto_model_class(family: Family):
+    """The transformers auto class that loads or builds a model of ``family``."""
     return AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM

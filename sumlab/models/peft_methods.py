@@ -20,6 +20,7 @@ from transformers.pytorch_utils import Conv1D
 
 from sumlab.config import PeftSettings
 from sumlab.errors import SumlabError
+from sumlab.models.family import is_causal
 
 TARGETED_METHODS = {"lora", "dora", "qlora", "ia3"}
 ADAPTABLE_LAYERS = (nn.Linear, Conv1D)  # GPT-2 writes its projections as Conv1D
@@ -70,7 +71,7 @@ def default_feedforward(model: nn.Module) -> list[str]:
 
 def task_type(model: nn.Module) -> TaskType:
     """PEFT's task type for the model's family."""
-    return TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
+    return TaskType.CAUSAL_LM if is_causal(model) else TaskType.SEQ_2_SEQ_LM
 
 
 def build_peft_config(settings: PeftSettings, model: nn.Module) -> PeftConfig:

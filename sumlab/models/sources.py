@@ -10,6 +10,7 @@ from pathlib import Path
 from transformers import AutoConfig, PretrainedConfig
 
 from sumlab.errors import SumlabError, first_line
+from sumlab.models.resolve import local_path
 
 BUNDLED_MODELS = {"sumlab-tiny-t5": "demo/sumlab-tiny-t5"}  # shipped inside the package
 
@@ -22,10 +23,8 @@ def resolve_bundled(name_or_path: str) -> str:
 
 
 def is_local(name_or_path: str) -> bool:
-    """True when ``name_or_path`` names a local path rather than a hub id."""
-    if name_or_path in BUNDLED_MODELS:
-        return True
-    return os.path.exists(name_or_path) or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    """True when ``name_or_path`` names a bundled model or a local path rather than a hub id."""
+    return name_or_path in BUNDLED_MODELS or local_path(name_or_path) is not None
 
 
 def _check_local_exists(name_or_path: str, what: str) -> None:

@@ -15,7 +15,6 @@ What PEFT can't mix in one call is served one adapter at a time:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from sumlab.models.adapters import (
 )
 from sumlab.models.family import is_causal
 from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.models.resolve import find_saved_model, read_adapter_config
 from sumlab.serve.schemas import BASE_MODEL_NAME
 from sumlab.text.encoding import prompt_ids
 from sumlab.text.prompts import TEMPLATES, check_template
@@ -216,7 +216,7 @@ def load_registry(
     attached: list[tuple[NamedPath, Path, dict]] = []
     for entry in adapters:
         adapter_dir = resolve_adapter_dir(entry.path)
-        adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        adapter_config = read_adapter_config(adapter_dir)
         _check_same_tokenizer(adapter_dir, tokenizer, entry.name)
         _warn_other_base(adapter_dir, base.name_or_path, entry.name)
         peft_type = adapter_config.get("peft_type", "")
@@ -251,13 +251,13 @@ def load_registry(
 
 def resolve_model_dir(path: str | Path) -> Path:
     """The full model directory of ``path``: the directory itself, or the ``model/`` of a run directory."""
-    root = Path(path)
-    for candidate in (root, root / "model"):
-        if (candidate / "adapter_config.json").is_file():
-            raise SumlabError(f"{candidate} holds an adapter, not a full model", "serve it with --adapter NAME=PATH")
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise SumlabError(f"no config.json in {root}", "give a merged model (sumlab merge --out) or a full fine-tuning run")
+    found = find_saved_model(path)
+    if found.kind == "model":
+        return found.directory
+    if found.kind == "adapter":
+        raise SumlabError(f"{found.directory} holds an adapter, not a full model", "serve it with --adapter NAME=PATH")
+    raise SumlabError(f"no config.json in {found.directory}",
+                      "give a merged model (sumlab merge --out) or a full fine-tuning run")
 
 
 def recorded_template(model_dir: Path) -> str | None:

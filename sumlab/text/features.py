@@ -14,6 +14,7 @@ from transformers import DataCollatorForSeq2Seq
 
 from sumlab.data.loading import DialogueExample
 from sumlab.errors import SumlabError
+from sumlab.models.family import is_causal
 from sumlab.text.encoding import causal_prompt_ids, truncate_middle
 from sumlab.text.prompts import render_prompt
 
@@ -108,7 +109,7 @@ def dynamic_padding_collator(tokenizer, model=None) -> DataCollatorForSeq2Seq:
     A seq2seq model also gets its decoder inputs from the labels. A causal model's rows are padded on the
     right, whatever the tokenizer's generation side, so that every row's positions start at 0.
     """
-    if model is not None and not getattr(model.config, "is_encoder_decoder", False):
+    if model is not None and is_causal(model):
         tokenizer = copy.copy(tokenizer)
         tokenizer.padding_side = "right"
         model = None

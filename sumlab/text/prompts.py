@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import string
+from typing import TYPE_CHECKING
 
-from sumlab.config import PromptConfig
 from sumlab.errors import SumlabError
+
+if TYPE_CHECKING:  # sumlab.config checks templates with check_template, so this module must not import it at load
+    from sumlab.config import PromptConfig
 
 TEMPLATES: dict[str, str] = {
     "lab": "Summarize the following conversation.\n\n{dialogue}\n\nSummary: ",
@@ -17,13 +20,21 @@ TEMPLATES: dict[str, str] = {
 
 def resolve_template(config: PromptConfig | None = None) -> str:
     """The template text for ``config``: the user's own template, or the named one."""
-    config = config or PromptConfig()
+    if config is None:
+        from sumlab.config import PromptConfig
+
+        config = PromptConfig()
     if config.template is not None:
         return check_template(config.template)
-    if config.name not in TEMPLATES:
+    return named_template(config.name)
+
+
+def named_template(name: str) -> str:
+    """The template called ``name``; raise a SumlabError listing the known names for any other."""
+    if name not in TEMPLATES:
         known = ", ".join(sorted(TEMPLATES))
-        raise SumlabError(f"unknown prompt name {config.name!r}", f"use one of: {known}, or set prompt.template")
-    return TEMPLATES[config.name]
+        raise SumlabError(f"unknown prompt name {name!r}", f"use one of: {known}, or set prompt.template")
+    return TEMPLATES[name]
 
 
 def check_template(template: str) -> str:

@@ -8,9 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sumlab.errors import SumlabError
+from sumlab.models.resolve import RUN_MODEL_DIR
 from sumlab.runtime.fileio import write_text_atomic
 
 CONFIG_NAME = "config.yaml"
+
+
+def _under_root(name: str, doc: str | None = None) -> property:
+    """A read-only attribute: the path ``name`` under the object's ``root``."""
+    return property(lambda self: self.root / name, doc=doc or f"``{name}`` under the root.")
 
 
 @dataclass(frozen=True)
@@ -19,38 +25,14 @@ class RunPaths:
 
     root: Path
 
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_NAME
-
-    @property
-    def prompt(self) -> Path:
-        return self.root / "prompt.txt"
-
-    @property
-    def model(self) -> Path:
-        """The final model (full) or adapter (PEFT), with the tokenizer."""
-        return self.root / "model"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.jsonl"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
+    config = _under_root(CONFIG_NAME, "The resolved config, as YAML.")
+    prompt = _under_root("prompt.txt", "The prompt template the run trained with.")
+    model = _under_root(RUN_MODEL_DIR, "The final model (full) or adapter (PEFT), with the tokenizer.")
+    checkpoints = _under_root("checkpoints")
+    log = _under_root("log.jsonl", "The training log, one JSON object per line.")
+    tensorboard = _under_root("tensorboard")
+    metrics = _under_root("metrics.json")
+    summary = _under_root("summary.json", "Parameters, cost and timing of the run.")
 
 
 def check_run_dir(root: str | Path, config_yaml: str, *, resume: bool, overwrite: bool) -> RunPaths:
