@@ -94,7 +94,7 @@ def generate(
     from sumlab.config import validate_name
     from sumlab.data.loading import group_references, load_split, select_groups
     from sumlab.evaluation.predictions import PredictionSet, write_predictions
-    from sumlab.generation.sharded import summarize_distributed
+    from sumlab.generation.batching import summarize as summarize_dialogues
     from sumlab.models.loading import load_model, load_tokenizer
     from sumlab.runtime.distributed import is_main_process, run_on_main
 
@@ -109,7 +109,7 @@ def generate(
     config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
     loaded_tokenizer, loaded_model = load_tokenizer(config), load_model(config)
     settings = generation_options(max_new_tokens, num_beams, batch_size)
-    summaries = summarize_distributed(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    summaries = summarize_dialogues(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
     if not is_main_process():
         return
     result = PredictionSet(
