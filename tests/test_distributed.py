@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -31,9 +32,10 @@ from sumlab.config import (
 )
 from sumlab.data.loading import load_split
 from sumlab.errors import SumlabError
-from sumlab.generation import sharded
+from sumlab.generation import batching, sharded
 from sumlab.generation.batching import length_sorted_batches, summarize
 from sumlab.runtime import distributed
+from sumlab.text.encoding import prompt_ids
 from sumlab.text.prompts import TEMPLATES, render_prompt
 from sumlab.training import checkpoints
 from sumlab.training import trainer as training
@@ -108,48 +110,50 @@ def assert_same_weights(actual_file: Path, expected_file: Path) -> None:
 # ---------------------------------------------------------------- generation: the split, in-process
 
 
-class WordTokenizer:
-    """Stands in for a tokenizer in shard_order: one token per word."""
-
-    def __call__(self, texts, truncation=True, max_length=512):
-        return {"input_ids": [list(range(min(len(text.split()), max_length))) for text in texts]}
-
-
-@pytest.mark.parametrize("world_size", [2, 3, 5])
-@pytest.mark.parametrize("count, batch_size", [(37, 4), (5, 16), (3, 1), (1, 2)])
-def test_each_rank_forms_exactly_the_single_process_batches(world_size, count, batch_size):
-    generator = torch.Generator().manual_seed(count * world_size)
-    dialogues = [" ".join(["w"] * int(n)) for n in torch.randint(1, 12, (count,), generator=generator)]  # many ties
-    settings = GenerationSettings(batch_size=batch_size)
-    lengths = [len(ids) for ids in WordTokenizer()([render_prompt(TEMPLATES["lab"], d) for d in dialogues])["input_ids"]]
-    single = length_sorted_batches(lengths, batch_size)
-    seen = []
+@pytest.mark.parametrize("world_size, count", [(2, 11), (3, 11), (5, 3)])
+def test_each_rank_generates_its_share_of_the_single_process_batches(world_size, count, tiny_model, dialogsum_dir,
+                                                                     monkeypatch):
+    """Each rank, in turn in this process, generates every N-th batch; together exactly one process's summaries."""
+    model, tokenizer = tiny_model
+    dialogues = [example.dialogue for example in load_split(str(dialogsum_dir), "validation")[:count]]
+    settings = GenerationSettings(max_new_tokens=6, batch_size=2)
+    single = summarize(model, tokenizer, dialogues, settings)
+    encoded = prompt_ids(tokenizer, TEMPLATES["lab"], dialogues, settings.max_source_length, causal=False)
+    batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
+    generated: dict[int, str] = {}
     for rank in range(world_size):
-        order = sharded.shard_order(WordTokenizer(), dialogues, settings, TEMPLATES["lab"], rank, world_size)
-        local_lengths = [lengths[i] for i in order]
-        # the batches summarize() makes from this shard, as indices into the full list
-        local_batches = [[order[i] for i in batch] for batch in length_sorted_batches(local_lengths, batch_size)]
-        assert local_batches == single[rank::world_size]
-        seen += order
-    assert sorted(seen) == list(range(count))
+        state = SimpleNamespace(process_index=rank, num_processes=world_size, is_main_process=rank == 0)
+        local: list[tuple[int, str]] = []
+
+        def gather(pairs, local=local):  # the collective: this rank's pairs, and the others' (from one process)
+            local.extend(pairs)
+            mine = {index for index, _ in pairs}
+            return [*pairs, *[(i, single[i]) for i in range(count) if i not in mine]]
+
+        monkeypatch.setattr(batching, "distributed_state", lambda state=state: state)
+        monkeypatch.setattr(sharded, "gather_object", gather)
+        assert summarize(model, tokenizer, dialogues, settings) == single  # every rank gets the whole list
+        assert [index for index, _ in local] == [i for batch in batches[rank::world_size] for i in batch]
+        assert not generated.keys() & dict(local).keys()
+        generated.update(local)
+    assert generated == dict(enumerate(single))  # each dialogue by one rank, as one process summarizes it
 
 
 def test_gathered_summaries_are_checked_for_duplicates_and_losses():
-    assert sharded._in_input_order([(1, "b"), (0, "a"), (2, "c")], 3) == ["a", "b", "c"]
+    assert sharded.gather_in_input_order([(1, "b"), (0, "a"), (2, "c")], 3) == ["a", "b", "c"]
     with pytest.raises(RuntimeError, match="twice"):
-        sharded._in_input_order([(0, "a"), (0, "a")], 1)
+        sharded.gather_in_input_order([(0, "a"), (0, "a")], 1)
     with pytest.raises(RuntimeError, match="not summarized"):
-        sharded._in_input_order([(0, "a")], 2)
+        sharded.gather_in_input_order([(0, "a")], 2)
 
 
-def test_one_process_is_plain_summarize(tiny_model, dialogsum_dir):
+def test_one_process_makes_no_collective_call(tiny_model, dialogsum_dir, monkeypatch):
     model, tokenizer = tiny_model
     dialogues = [example.dialogue for example in load_split(str(dialogsum_dir), "validation")[:6]]
-    settings = GenerationSettings(max_new_tokens=6, batch_size=4)
-    assert sharded.summarize_distributed(model, tokenizer, dialogues, settings) == summarize(
-        model, tokenizer, dialogues, settings
-    )
-    assert sharded.summarize_distributed(model, tokenizer, [], settings) == []
+    monkeypatch.setattr(sharded, "gather_object", lambda pairs: pytest.fail("gathered with one process"))
+    summaries = summarize(model, tokenizer, dialogues, GenerationSettings(max_new_tokens=6, batch_size=4))
+    assert len(summaries) == 6 and all(isinstance(text, str) for text in summaries)
+    assert summarize(model, tokenizer, [], GenerationSettings()) == []
 
 
 # ---------------------------------------------------------------- the small pieces

@@ -29,10 +29,15 @@ _state = {"debug": False}
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more (also the Trainer's log dicts)")] = False,
 ) -> None:
+    from sumlab.runtime.progress import configure_progress, reset_progress
+
     _state["debug"] = debug
+    configure_progress(sys.stderr.isatty(), trainer_logs=verbose)  # bars on a terminal only: none in CI logs or pipes
+    ctx.call_on_close(reset_progress)  # a command run in-process (tests) leaves the library quiet again
     logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING, format="%(message)s")
     if not (verbose or debug):
         _quiet_libraries()

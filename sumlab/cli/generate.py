@@ -105,7 +105,12 @@ def generate(
     from sumlab.config import validate_name
     from sumlab.data.loading import group_references, load_split, select_groups
     from sumlab.evaluation.predictions import PredictionSet, write_predictions
+<<<<<<< HEAD
     from sumlab.generation.sharded import summarize_distributed
+=======
+    from sumlab.generation.batching import summarize as summarize_dialogues
+    from sumlab.models.loading import load_model, load_tokenizer
+>>>>>>> h-progress
     from sumlab.runtime.distributed import is_main_process, run_on_main
 
     run_on_main(refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
@@ -118,7 +123,7 @@ def generate(
     loaded_model, loaded_tokenizer, text_template = _load_summarizer(
         model, random_init, tokenizer, dtype, allow_pickle, prompt, template)
     settings = generation_options(max_new_tokens, num_beams, batch_size)
-    summaries = summarize_distributed(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    summaries = summarize_dialogues(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
     if not is_main_process():
         return
     write_predictions(out, PredictionSet.from_groups(groups, model_name, summaries))

@@ -44,12 +44,13 @@ from sumlab.evaluation.schema import (
     read_run_summary,
 )
 from sumlab.experiment.compare import report_predictions
-from sumlab.generation.sharded import summarize_distributed
+from sumlab.generation.batching import summarize
 from sumlab.models.adapters import attach_adapter
 from sumlab.models.loading import load_model, load_tokenizer
 from sumlab.models.resolve import require_saved_model
 from sumlab.runtime.distributed import is_main_process, run_on_main
 from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
+from sumlab.runtime.progress import stage as progress_stage
 from sumlab.text.prompts import resolve_template
 from sumlab.training.run_dir import RunPaths, read_log
 
@@ -99,10 +100,12 @@ def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> Exp
     return paths
 
 
-def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None]) -> bool:
+def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None],
+              place: tuple[int, int] | None = None) -> bool:
     """Run ``action`` unless ``stage`` finished before; mark it finished. Returns whether it ran.
 
     With several processes, all run the action (each does its share) and rank 0 decides and marks.
+    ``place`` (this stage's number, and how many there are) goes into the progress bars' label.
     """
     marker = paths.stage_marker(stage)
     if run_on_main(marker.is_file):
@@ -110,7 +113,8 @@ def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None]) ->
         return False
     log.warning("stage %s: running", stage)
     started = time.perf_counter()
-    action()
+    with progress_stage(stage, place):
+        action()
     run_on_main(write_json_atomic, marker, {"finished": _now(), "seconds": round(time.perf_counter() - started, 3)})
     return True
 
@@ -153,7 +157,7 @@ def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: Exp
     """Summarize the evaluation dialogues with one model and write ``predictions/<name>.jsonl``."""
     model, tokenizer = load_for_generation(config, entry, paths)
     dialogues = [group.dialogue for group in groups]
-    summaries = summarize_distributed(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
+    summaries = summarize(model, tokenizer, dialogues, config.generation, resolve_template(config.prompt))
     if is_main_process():
         predictions = PredictionSet.from_groups(groups, entry.name, summaries)
         write_predictions(paths.predictions / f"{entry.name}.jsonl", predictions)
@@ -241,12 +245,12 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
     config.check_paths()  # a typo in a path fails now, not after hours of training the others
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
-    for entry in config.models:
-        if entry.kind == "train":
-            run_stage(paths, f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
-    for entry in config.models:
-        run_stage(paths, f"generate-{entry.name}",
-                  lambda entry=entry: generate_predictions(config, entry, paths, groups))
+    stages = [(f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
+              for entry in config.models if entry.kind == "train"]
+    stages += [(f"generate-{entry.name}", lambda entry=entry: generate_predictions(config, entry, paths, groups))
+               for entry in config.models]
+    for place, (stage, action) in enumerate(stages, start=1):
+        run_stage(paths, stage, action, place=(place, len(stages)))
     results = run_on_main(analyse, config, paths, groups)  # scored once, by rank 0
     return paths.root, results
 

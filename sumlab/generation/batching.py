@@ -1,4 +1,4 @@
-"""Batched, length-sorted generation; summaries come back in input order."""
+"""Batched, length-sorted generation, shared by the processes of a job; summaries come back in input order."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-from tqdm.auto import tqdm
 
 from sumlab.config import GenerationSettings
+from sumlab.generation.sharded import gather_in_input_order
 from sumlab.models.family import is_causal
+from sumlab.runtime.distributed import distributed_state
+from sumlab.runtime.progress import describe, progress_bar, progress_enabled
 from sumlab.text.encoding import prompt_ids
 from sumlab.text.prompts import TEMPLATES
-
-PROGRESS_THRESHOLD = 64  # show a progress bar from this many dialogues on
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -64,31 +64,40 @@ def summarize(
 ) -> list[str]:
     """Summarize each dialogue with ``model``; the result is in the order of ``dialogues``.
 
+    Under torchrun or accelerate launch the processes share the work: each one generates every N-th of the
+    length-sorted batches (the very batches one process makes, with the same padding, so the summaries are
+    those of one process bit for bit) and every process returns the whole list. Each process must then hold
+    the same model (on its own device) and the same dialogues.
+
     Args:
         model: a seq2seq or causal model (plain or PEFT-wrapped), on the device it should run on.
         tokenizer: its tokenizer.
         dialogues: the dialogues, each filled into ``template``.
         settings: decoding settings (defaults: greedy, 200 new tokens, batches of 16).
-        progress: show a progress bar; by default only for long runs.
+        progress: show a progress bar (on the main process); by default when progress is on
+            (``sumlab.runtime.progress``: the CLI on a terminal).
     """
     settings = settings or GenerationSettings()
     if not dialogues:
         return []  # a tokenizer fails on an empty batch
     encoded = prompt_ids(tokenizer, template, dialogues, settings.max_source_length, is_causal(model))
     batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
-    show = progress if progress is not None else len(dialogues) >= PROGRESS_THRESHOLD
+    state = distributed_state()
+    mine = batches[state.process_index :: state.num_processes]  # long and short batches for every process
+    show = (progress_enabled() if progress is None else progress) and state.is_main_process
     was_training = model.training
     model.eval()
-    summaries: list[str] = [""] * len(dialogues)
+    pairs: list[tuple[int, str]] = []  # (index into dialogues, summary)
     try:
-        with _prefix_in_cache(model):
-            for batch in tqdm(batches, desc="generating", unit="batch", disable=not show):
+        with _prefix_in_cache(model), progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues",
+                                                   show=show) as bar:
+            for batch in mine:
                 texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
-                for index, text in zip(batch, texts):
-                    summaries[index] = text
+                pairs += zip(batch, texts)
+                bar.advance(len(batch))
     finally:
         model.train(was_training)
-    return summaries
+    return gather_in_input_order(pairs, len(dialogues), state.num_processes)
 
 
 def generate_from_ids(model, tokenizer, batch: Sequence[Sequence[int]], settings: GenerationSettings,

@@ -8,7 +8,7 @@ DeepSpeed over it. This module holds what sumlab adds on top:
   the job with an error instead of blocking it forever (``SUMLAB_DDP_TIMEOUT`` seconds, default 1800);
 - ``run_on_main()`` does a check or a write on rank 0 while the others wait, and hands its result, or its
   error, to every rank (so that all ranks fail together, with the same message);
-- ``summarize_distributed()`` splits the dialogues across processes by whole length-sorted batches and gathers
+- ``summarize()`` (sumlab.generation) splits the dialogues across processes by whole length-sorted batches and gathers
   the summaries back in input order: every batch is the batch one process would have generated, so the
   predictions are exactly those of one process;
 - ``check_resume_world_size()`` refuses to resume a checkpoint written by another number of processes;

@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset
 from transformers import (
     EarlyStoppingCallback,
+    PrinterCallback,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     set_seed,
@@ -40,6 +41,7 @@ from sumlab.runtime.distributed import (
 )
 from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
 from sumlab.runtime.memory import peak_memory
+from sumlab.runtime.progress import trainer_logs_shown
 from sumlab.text.features import (
     LABEL_PAD,
     TruncationCounts,
@@ -47,7 +49,11 @@ from sumlab.text.features import (
     tokenize_examples,
 )
 from sumlab.text.prompts import resolve_template
-from sumlab.training.callbacks import JsonlLogCallback, tensorboard_callback
+from sumlab.training.callbacks import (
+    JsonlLogCallback,
+    ProgressDisplayCallback,
+    tensorboard_callback,
+)
 from sumlab.training.checkpoints import (
     check_resume_world_size,
     check_sharded_evaluation,
@@ -201,7 +207,7 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
         seed=settings.seed,
         data_seed=settings.seed,
         report_to="none",
-        disable_tqdm=True,
+        disable_tqdm=True,  # sumlab draws its own bar (ProgressDisplayCallback)
         save_only_model=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=use_cpu_backend(),  # several processes on CPUs: DDP over gloo (otherwise each would train alone)
@@ -254,10 +260,13 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = 
 
 
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
-    """The Seq2SeqTrainer for this run, with sumlab's log, TensorBoard and early-stopping callbacks."""
+    """The Seq2SeqTrainer for this run, with sumlab's log, progress, TensorBoard and early-stopping callbacks.
+
+    The Trainer's log dicts go to log.jsonl and, only when asked (``--verbose``), to the screen as well.
+    """
     args = training_arguments(config, paths, eval_set is not None, tokenizer)
     set_generation_defaults(model, config.generation, tokenizer)
-    callbacks = [JsonlLogCallback(paths.log)]
+    callbacks = [JsonlLogCallback(paths.log), ProgressDisplayCallback(f"train {config.peft.method}")]
     if config.train.tensorboard:
         callbacks.append(tensorboard_callback(paths.tensorboard))
     if config.train.mlflow:
@@ -265,7 +274,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
     if config.train.early_stopping_patience and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience))
     compute_metrics = functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
-    return Seq2SeqTrainer(
+    trainer = Seq2SeqTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -276,6 +285,9 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         compute_loss_func=functools.partial(token_mean_loss, causal=is_causal(model)),
         callbacks=callbacks,
     )
+    if not trainer_logs_shown():
+        trainer.remove_callback(PrinterCallback)  # added by the Trainer: it prints each log dict
+    return trainer
 
 
 def train(
