@@ -36,7 +36,7 @@ from sumlab.generation import batching, sharded
 from sumlab.generation.batching import length_sorted_batches, summarize
 from sumlab.runtime import distributed
 from sumlab.text.encoding import prompt_ids
-from sumlab.text.prompts import TEMPLATES, render_prompt
+from sumlab.text.prompts import TEMPLATES
 from sumlab.training import checkpoints
 from sumlab.training import trainer as training
 from sumlab.training.run_dir import read_log

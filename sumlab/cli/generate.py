@@ -105,12 +105,7 @@ def generate(
     from sumlab.config import validate_name
     from sumlab.data.loading import group_references, load_split, select_groups
     from sumlab.evaluation.predictions import PredictionSet, write_predictions
-<<<<<<< HEAD
-    from sumlab.generation.sharded import summarize_distributed
-=======
     from sumlab.generation.batching import summarize as summarize_dialogues
-    from sumlab.models.loading import load_model, load_tokenizer
->>>>>>> h-progress
     from sumlab.runtime.distributed import is_main_process, run_on_main
 
     run_on_main(refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
