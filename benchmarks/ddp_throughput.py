@@ -66,18 +66,27 @@ def parse_args() -> argparse.Namespace:
 
 
 def write_config(path: Path, args: argparse.Namespace) -> TrainConfig:
-    config = build_config(TrainConfig, {
-        "name": "ddp-throughput",
-        "model": {"name_or_path": MODEL, "dtype": "float32"},
-        "data": {"source": args.data, "train": {"split": "train", "limit": args.examples}, "validation": None},
-        "peft": {"method": "full"},
-        "train": {
-            "learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": args.global_batch,
-            "max_source_length": args.max_source_length, "max_target_length": args.max_target_length,
-            "logging_steps": 1000, "save_steps": 100000, "save_total_limit": 1, "precision": "float32",
-            "tensorboard": False,
+    config = build_config(
+        TrainConfig,
+        {
+            "name": "ddp-throughput",
+            "model": {"name_or_path": MODEL, "dtype": "float32"},
+            "data": {"source": args.data, "train": {"split": "train", "limit": args.examples}, "validation": None},
+            "peft": {"method": "full"},
+            "train": {
+                "learning_rate": 1e-3,
+                "num_train_epochs": 1,
+                "per_device_train_batch_size": args.global_batch,
+                "max_source_length": args.max_source_length,
+                "max_target_length": args.max_target_length,
+                "logging_steps": 1000,
+                "save_steps": 100000,
+                "save_total_limit": 1,
+                "precision": "float32",
+                "tensorboard": False,
+            },
         },
-    })
+    )
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
     return config
 
@@ -86,9 +95,14 @@ def tokens_trained(config: TrainConfig) -> int:
     """Non-padding source and target tokens of one epoch, truncated as training truncates them."""
     tokenizer = load_tokenizer(ModelConfig(name_or_path=MODEL))
     rows = load_split(config.data.source, "train")[: config.data.train.limit]
-    sources = tokenizer([render_prompt(TEMPLATES["lab"], row.dialogue) for row in rows], truncation=True,
-                        max_length=config.train.max_source_length)["input_ids"]
-    targets = tokenizer([row.summary for row in rows], truncation=True, max_length=config.train.max_target_length)["input_ids"]
+    sources = tokenizer(
+        [render_prompt(TEMPLATES["lab"], row.dialogue) for row in rows],
+        truncation=True,
+        max_length=config.train.max_source_length,
+    )["input_ids"]
+    targets = tokenizer([row.summary for row in rows], truncation=True, max_length=config.train.max_target_length)[
+        "input_ids"
+    ]
     return sum(map(len, sources)) + sum(map(len, targets))
 
 
@@ -100,10 +114,29 @@ def free_port() -> int:
 
 def run_arm(config_file: Path, out: Path, processes: int, threads: int, global_batch: int) -> dict:
     per_process = global_batch // processes
-    launcher = [sys.executable] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", f"--master_port={free_port()}"]
-    command = [*launcher, "-m", "sumlab", "train", str(config_file), "--out", str(out), "--overwrite",
-               "--set", f"train.per_device_train_batch_size={per_process}"]
+    launcher = (
+        [sys.executable]
+        if processes == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={processes}",
+            f"--master_port={free_port()}",
+        ]
+    )
+    command = [
+        *launcher,
+        "-m",
+        "sumlab",
+        "train",
+        str(config_file),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--set",
+        f"train.per_device_train_batch_size={per_process}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     # run outside the source tree, so that `-m sumlab` is the installed package (as the user's command is)
@@ -115,9 +148,15 @@ def run_arm(config_file: Path, out: Path, processes: int, threads: int, global_b
     steps = read_log(out / "log.jsonl")[-1]["step"]
     expected = json.loads((out / "summary.json").read_text())["train_examples"] // global_batch
     if steps != expected:  # e.g. N processes that each trained alone instead of one DDP job
-        raise SystemExit(f"{processes} processes took {steps} optimizer steps, not {expected}: not one data-parallel job")
-    return {"train_seconds": metrics["train_runtime"], "examples_per_second": metrics["train_samples_per_second"],
-            "optimizer_steps": steps, "command_wall_seconds": round(wall, 2)}
+        raise SystemExit(
+            f"{processes} processes took {steps} optimizer steps, not {expected}: not one data-parallel job"
+        )
+    return {
+        "train_seconds": metrics["train_runtime"],
+        "examples_per_second": metrics["train_samples_per_second"],
+        "optimizer_steps": steps,
+        "command_wall_seconds": round(wall, 2),
+    }
 
 
 def main() -> None:
@@ -139,7 +178,8 @@ def main() -> None:
     for name, results in runs.items():
         seconds = statistics.median(r["train_seconds"] for r in results)
         arms[name] = {
-            "processes": ARMS[name][0], "threads_per_process": ARMS[name][1],
+            "processes": ARMS[name][0],
+            "threads_per_process": ARMS[name][1],
             "per_process_batch": args.global_batch // ARMS[name][0],
             "examples_per_second": round(args.examples / seconds, 2),
             "tokens_per_second": round(tokens / seconds, 1),
@@ -147,31 +187,44 @@ def main() -> None:
             "runs": results,
         }
     one, two_threads, ddp = (arms[name]["examples_per_second"] for name in ARMS)
-    write_json_atomic(args.out, {
-        "benchmark": "ddp_throughput",
-        "command": "python benchmarks/ddp_throughput.py --data ../shared/data/dialogsum --out benchmarks/results/ddp_throughput.json",
-        "model": {"name": MODEL, "parameters": 1713920, "method": "full"},
-        "data": {"examples": args.examples, "global_batch": args.global_batch, "tokens_per_epoch": tokens,
-                 "max_source_length": args.max_source_length, "max_target_length": args.max_target_length},
-        "arms": arms,
-        "scaling": {
-            "speedup_2_processes_vs_1_process_1_thread": round(ddp / one, 3),
-            "scaling_efficiency": round(ddp / (2 * one), 3),
-            "speedup_2_processes_vs_1_process_2_threads": round(ddp / two_threads, 3),
+    write_json_atomic(
+        args.out,
+        {
+            "benchmark": "ddp_throughput",
+            "command": "python benchmarks/ddp_throughput.py --data ../shared/data/dialogsum --out benchmarks/results/ddp_throughput.json",
+            "model": {"name": MODEL, "parameters": 1713920, "method": "full"},
+            "data": {
+                "examples": args.examples,
+                "global_batch": args.global_batch,
+                "tokens_per_epoch": tokens,
+                "max_source_length": args.max_source_length,
+                "max_target_length": args.max_target_length,
+            },
+            "arms": arms,
+            "scaling": {
+                "speedup_2_processes_vs_1_process_1_thread": round(ddp / one, 3),
+                "scaling_efficiency": round(ddp / (2 * one), 3),
+                "speedup_2_processes_vs_1_process_2_threads": round(ddp / two_threads, 3),
+            },
+            "notes": [
+                "2 CPU cores shared with other jobs (see load_average_at_start): absolute figures are noisy",
+                "1 process x 2 threads is slower than x 1 thread here: intra-op threads contend with the other jobs",
+                "on CPU this measures the engine's overhead (gloo all-reduce of 1.7M fp32 gradients per step), not GPU scaling",
+            ],
+            "gpu": "not measured: no GPU in this session (the single-GPU flan-t5-base figures are still to be recorded)",
+            "machine": {
+                "platform": platform.platform(),
+                "cpu_count": os.cpu_count(),
+                "load_average_at_start": [round(x, 2) for x in load],
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "backend": "gloo",
+                "device": "cpu",
+            },
+            "repeats": args.repeats,
         },
-        "notes": [
-            "2 CPU cores shared with other jobs (see load_average_at_start): absolute figures are noisy",
-            "1 process x 2 threads is slower than x 1 thread here: intra-op threads contend with the other jobs",
-            "on CPU this measures the engine's overhead (gloo all-reduce of 1.7M fp32 gradients per step), not GPU scaling",
-        ],
-        "gpu": "not measured: no GPU in this session (the single-GPU flan-t5-base figures are still to be recorded)",
-        "machine": {
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load],
-            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "backend": "gloo", "device": "cpu",
-        },
-        "repeats": args.repeats,
-    })
+    )
     print(json.dumps({"arms": {n: a["examples_per_second"] for n, a in arms.items()}}, indent=1))
 
 

@@ -41,7 +41,9 @@ def run_demo(out_dir: Path) -> dict:
         "within_memory_budget": peak_rss <= BUDGET_RSS_BYTES,
         "stage_seconds": stages,
         "rouge1": {name: model["scores"]["rouge1"]["mean"] for name, model in results["models"].items()},
-        "improvement_rouge1_points": {name: model["improvement"]["rouge1"] for name, model in results["models"].items()},
+        "improvement_rouge1_points": {
+            name: model["improvement"]["rouge1"] for name, model in results["models"].items()
+        },
         "lora_trainable_percent": results["models"]["lora"]["cost"]["percent"],
     }
 
@@ -52,8 +54,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         figures = run_demo(Path(scratch) / "demo")
-    figures["machine"] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    figures["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
     figures["budget"] = {"seconds": BUDGET_SECONDS, "rss_bytes": BUDGET_RSS_BYTES}
     write_json_atomic(args.out, figures)
     print(json.dumps(figures, indent=2))

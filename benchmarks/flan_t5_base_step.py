@@ -72,13 +72,16 @@ def run_arm(args: argparse.Namespace) -> dict:
     rss_model = peak_rss_bytes()
 
     examples = load_split(args.data, "train", limit=args.batch_size * (args.steps + 1))
-    features, truncation = tokenize_examples(examples, tokenizer, TEMPLATES["lab"], args.max_source_length,
-                                             args.max_target_length)
+    features, truncation = tokenize_examples(
+        examples, tokenizer, TEMPLATES["lab"], args.max_source_length, args.max_target_length
+    )
     collate = dynamic_padding_collator(tokenizer, model)
-    batches = [collate([dict(f) for f in features[i : i + args.batch_size]])
-               for i in range(0, len(features), args.batch_size)]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATES[args.arm],
-                                  weight_decay=0.01)
+    batches = [
+        collate([dict(f) for f in features[i : i + args.batch_size]]) for i in range(0, len(features), args.batch_size)
+    ]
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATES[args.arm], weight_decay=0.01
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -118,13 +121,22 @@ def run_arm(args: argparse.Namespace) -> dict:
 def machine_info() -> dict:
     cpu = platform.processor()
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     import transformers
 
-    info = {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__}
+    info = {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -139,15 +151,32 @@ def main() -> None:
 
     arms = {}
     for arm in ARMS:
-        command = [sys.executable, __file__, "--arm", arm, "--data", args.data, "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--max-source-length", str(args.max_source_length),
-                   "--max-target-length", str(args.max_target_length), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "--arm",
+            arm,
+            "--data",
+            args.data,
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.steps),
+            "--max-source-length",
+            str(args.max_source_length),
+            "--max-target-length",
+            str(args.max_target_length),
+            "--threads",
+            str(args.threads),
+        ]
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             sys.exit(f"arm {arm} failed:\n{completed.stderr[-3000:]}")
         arms[arm] = json.loads(completed.stdout.strip().splitlines()[-1])
-        print(f"{arm}: {arms[arm]['step_seconds_median']}s/step, peak RSS {arms[arm]['peak_rss_bytes'] / 2**30:.2f} GiB",
-              flush=True)
+        print(
+            f"{arm}: {arms[arm]['step_seconds_median']}s/step, peak RSS {arms[arm]['peak_rss_bytes'] / 2**30:.2f} GiB",
+            flush=True,
+        )
 
     full, lora = arms["full"], arms["lora"]
     report = {

@@ -87,9 +87,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each path")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads (default: torch's own, every core); on a shared machine more "
-                             "threads can add contention")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch threads (default: torch's own, every core); on a shared machine more threads can add contention",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "generation_speed.json")
     args = parser.parse_args()
@@ -100,7 +103,10 @@ def main() -> None:
     prompt_lengths = [len(tokenizer(render_prompt(TEMPLATES["lab"], d)).input_ids) for d in dialogues]
     # No truncation on either side: the lab's loop never truncates, so sumlab gets room for the longest prompt.
     settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, num_beams=1, max_source_length=max(prompt_lengths)
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        num_beams=1,
+        max_source_length=max(prompt_lengths),
     )
 
     def run_lab(texts: list[str]) -> list[str]:
@@ -125,8 +131,8 @@ def main() -> None:
     lab_best, sumlab_best = min(lab_times), min(sumlab_times)
     result = {
         "benchmark": "generation_speed",
-        "command": "python benchmarks/generation_speed.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "command": "python benchmarks/generation_speed.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -141,23 +147,38 @@ def main() -> None:
             "dialogues": len(dialogues),
             "source": "distinct dialogues of ../shared/data/dialogsum/test.jsonl, in file order",
             "prompt": "lab",
-            "prompt_tokens": {"min": min(prompt_lengths), "max": max(prompt_lengths),
-                              "mean": round(sum(prompt_lengths) / len(prompt_lengths), 1)},
+            "prompt_tokens": {
+                "min": min(prompt_lengths),
+                "max": max(prompt_lengths),
+                "mean": round(sum(prompt_lengths) / len(prompt_lengths), 1),
+            },
             "max_new_tokens": args.max_new_tokens,
             "decoding": "greedy",
             "batch_size": args.batch_size,
             "truncation": "none",
-            "model": {"d_model": args.d_model, "d_ff": 2 * args.d_model, "num_layers": 2, "num_heads": 4,
-                      "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-                      "seed": args.seed},
+            "model": {
+                "d_model": args.d_model,
+                "d_ff": 2 * args.d_model,
+                "num_layers": 2,
+                "num_heads": 4,
+                "vocab_size": len(tokenizer),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "seed": args.seed,
+            },
             "repeats": args.repeats,
         },
-        "lab_loop": {"seconds": round(lab_best, 3), "all_seconds": [round(t, 3) for t in lab_times],
-                     "cpu_seconds": round(min(lab_cpu), 3),
-                     "dialogues_per_second": round(len(dialogues) / lab_best, 2)},
-        "sumlab": {"seconds": round(sumlab_best, 3), "all_seconds": [round(t, 3) for t in sumlab_times],
-                   "cpu_seconds": round(min(sumlab_cpu), 3),
-                   "dialogues_per_second": round(len(dialogues) / sumlab_best, 2)},
+        "lab_loop": {
+            "seconds": round(lab_best, 3),
+            "all_seconds": [round(t, 3) for t in lab_times],
+            "cpu_seconds": round(min(lab_cpu), 3),
+            "dialogues_per_second": round(len(dialogues) / lab_best, 2),
+        },
+        "sumlab": {
+            "seconds": round(sumlab_best, 3),
+            "all_seconds": [round(t, 3) for t in sumlab_times],
+            "cpu_seconds": round(min(sumlab_cpu), 3),
+            "dialogues_per_second": round(len(dialogues) / sumlab_best, 2),
+        },
         "speedup": round(lab_best / sumlab_best, 2),
         "speedup_cpu_time": round(min(lab_cpu) / min(sumlab_cpu), 2),
         "load_average_1min": round(os.getloadavg()[0], 2),

@@ -56,6 +56,7 @@ RSS_WINDOW_SECONDS = 10.0
 
 # --- the models --------------------------------------------------------------------------------
 
+
 def read_jsonl(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
@@ -77,8 +78,10 @@ def build_models(root: Path, seed: int = 0) -> tuple[Path, dict[str, Path]]:
     tokenizer.save_pretrained(base_dir)
     adapters = {}
     for offset, name in enumerate(("a", "b"), start=1):
-        model = add_peft(load_model(ModelConfig(name_or_path=str(base_dir), dtype="float32")),
-                         PeftSettings(method="lora", r=4, alpha=4))
+        model = add_peft(
+            load_model(ModelConfig(name_or_path=str(base_dir), dtype="float32")),
+            PeftSettings(method="lora", r=4, alpha=4),
+        )
         generator = torch.Generator().manual_seed(seed + offset)
         with torch.no_grad():
             for parameter in model.parameters():
@@ -97,13 +100,20 @@ def load_dialogues(count: int = 64, max_chars: int = 2000) -> list[str]:
 
 # --- the server --------------------------------------------------------------------------------
 
+
 def serve_child(argv: list[str]) -> None:
     """Child process: ``sumlab serve`` as the CLI runs it (``serve-child BASE A B PORT BATCHING``)."""
     from sumlab.cli.serve import serve_command
 
     base, adapter_a, adapter_b, port, batching = argv
-    serve_command(model=base, adapter=[f"a={adapter_a}", f"b={adapter_b}"], port=int(port), dtype="float32",
-                max_batch_size=16, no_batching=batching == "off")
+    serve_command(
+        model=base,
+        adapter=[f"a={adapter_a}", f"b={adapter_b}"],
+        port=int(port),
+        dtype="float32",
+        max_batch_size=16,
+        no_batching=batching == "off",
+    )
 
 
 def free_port() -> int:
@@ -121,9 +131,20 @@ class ServerProcess:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         self.log = log_path.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "serve-child", str(base), str(adapters["a"]), str(adapters["b"]),
-             str(self.port), "on" if batching else "off"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                __file__,
+                "serve-child",
+                str(base),
+                str(adapters["a"]),
+                str(adapters["b"]),
+                str(self.port),
+                "on" if batching else "off",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         self.samples: list[tuple[float, int]] = []
         self._sampling = threading.Event()
@@ -181,14 +202,25 @@ class ServerProcess:
 
 # --- the clients -------------------------------------------------------------------------------
 
-async def client_loop(client: httpx.AsyncClient, url: str, index: int, dialogues: list[str], deadline: float,
-                      max_new_tokens: int, record: list) -> None:
+
+async def client_loop(
+    client: httpx.AsyncClient,
+    url: str,
+    index: int,
+    dialogues: list[str],
+    deadline: float,
+    max_new_tokens: int,
+    record: list,
+) -> None:
     """One client: requests back to back until ``deadline``, cycling through the models."""
     rng = random.Random(index)
     turn = index
     while time.monotonic() < deadline:
-        body = {"dialogue": rng.choice(dialogues), "model": MODELS[turn % len(MODELS)],
-                "generation": {"max_new_tokens": max_new_tokens}}
+        body = {
+            "dialogue": rng.choice(dialogues),
+            "model": MODELS[turn % len(MODELS)],
+            "generation": {"max_new_tokens": max_new_tokens},
+        }
         turn += 1
         started = time.perf_counter()
         try:
@@ -206,8 +238,9 @@ async def run_clients(url: str, clients: int, seconds: float, dialogues: list[st
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
-        await asyncio.gather(*(client_loop(client, url, i, dialogues, deadline, max_new_tokens, record)
-                               for i in range(clients)))
+        await asyncio.gather(
+            *(client_loop(client, url, i, dialogues, deadline, max_new_tokens, record) for i in range(clients))
+        )
     return record
 
 
@@ -221,8 +254,12 @@ def latency_summary(record: list[dict], seconds: float) -> dict:
         "errors": len(errors),
         "error_kinds": sorted({str(status) for status in errors}),
         "throughput_rps": round(len(ok) / seconds, 3),
-        "latency_ms": {"p50": _round(percentiles[0]), "p95": _round(percentiles[1]), "p99": _round(percentiles[2]),
-                       "mean": _round(float(np.mean(ok)) if ok else None)},
+        "latency_ms": {
+            "p50": _round(percentiles[0]),
+            "p95": _round(percentiles[1]),
+            "p99": _round(percentiles[2]),
+            "mean": _round(float(np.mean(ok)) if ok else None),
+        },
         "mean_batch_size": _round(float(np.mean(batches)) if batches else None),
     }
 
@@ -254,14 +291,19 @@ def measure_load(server: ServerProcess, args, dialogues: list[str]) -> dict:
     record = asyncio.run(run_clients(server.url, args.clients, args.seconds, dialogues, args.max_new_tokens))
     samples = server.stop_sampling()
     metrics = httpx.get(server.url + "/metrics", timeout=5).text
-    return {**latency_summary(record, args.seconds), "rss": rss_summary(samples, args.seconds),
-            "server_5xx": count_5xx(metrics)}
+    return {
+        **latency_summary(record, args.seconds),
+        "rss": rss_summary(samples, args.seconds),
+        "server_5xx": count_5xx(metrics),
+    }
 
 
 # --- faults ------------------------------------------------------------------------------------
 
-async def leaver_loop(client: httpx.AsyncClient, url: str, index: int, dialogues: list[str], deadline: float,
-                      record: list) -> None:
+
+async def leaver_loop(
+    client: httpx.AsyncClient, url: str, index: int, dialogues: list[str], deadline: float, record: list
+) -> None:
     """A client that gives up 50-300 ms into each request; httpx then closes that connection mid-request."""
     rng = random.Random(1000 + index)
     while time.monotonic() < deadline:
@@ -288,7 +330,11 @@ def malformed_requests(dialogue: str) -> list[tuple[str, str, dict]]:
         ("POST", "/v1/compare", {"json": {"dialogue": dialogue, "models": []}}),
         ("POST", "/v1/summarize/batch", {"json": {"dialogues": [dialogue] * 500}}),
         ("GET", "/v1/summarize", {}),
-        ("POST", "/v1/summarize", {"content": b"dialogue=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+        (
+            "POST",
+            "/v1/summarize",
+            {"content": b"dialogue=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        ),
     ]
     return cases
 
@@ -297,6 +343,7 @@ async def malformed_burst(url: str, dialogue: str, count: int) -> dict[str, int]
     cases = malformed_requests(dialogue)
     statuses: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=32)) as client:
+
         async def one(index: int) -> None:
             method, path, kwargs = cases[index % len(cases)]
             try:
@@ -316,8 +363,10 @@ async def fault_phase(url: str, args, dialogues: list[str], fault: str) -> dict:
     left: list[str] = []
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client, httpx.AsyncClient() as leaving:
-        tasks = [client_loop(client, url, i, dialogues, deadline, args.max_new_tokens, normal)
-                 for i in range(args.clients // 2)]
+        tasks = [
+            client_loop(client, url, i, dialogues, deadline, args.max_new_tokens, normal)
+            for i in range(args.clients // 2)
+        ]
         if fault == "leavers":
             tasks += [leaver_loop(leaving, url, i, dialogues, deadline, left) for i in range(args.clients // 4)]
 
@@ -330,8 +379,11 @@ async def fault_phase(url: str, args, dialogues: list[str], fault: str) -> dict:
         outcomes = await asyncio.gather(*tasks)
     result = {"normal_clients": latency_summary(normal, args.fault_seconds)}
     if fault == "leavers":
-        result["leavers"] = {"requests": len(left), "left_mid_request": left.count("left"),
-                             "answered": {status: left.count(status) for status in sorted(set(left) - {"left"})}}
+        result["leavers"] = {
+            "requests": len(left),
+            "left_mid_request": left.count("left"),
+            "answered": {status: left.count(status) for status in sorted(set(left) - {"left"})},
+        }
     if fault == "malformed":
         result["malformed_statuses"] = outcomes[-1]
     return result
@@ -350,24 +402,30 @@ def metric_values(metrics_text: str, name: str) -> dict[str, float]:
     values = {}
     for line in metrics_text.splitlines():
         if line.startswith(name + "{"):
-            labels, value = line[len(name):].rsplit(" ", 1)
+            labels, value = line[len(name) :].rsplit(" ", 1)
             values[labels.split('"')[1]] = float(value)
     return values
 
 
 def measure_faults(server: ServerProcess, args, dialogues: list[str]) -> dict:
     """The same normal clients alone (control), beside clients that leave, beside a malformed burst; then a check."""
-    result = {fault: asyncio.run(fault_phase(server.url, args, dialogues, fault))
-              for fault in ("control", "leavers", "malformed")}
+    result = {
+        fault: asyncio.run(fault_phase(server.url, args, dialogues, fault))
+        for fault in ("control", "leavers", "malformed")
+    }
     after = asyncio.run(run_clients(server.url, 4, 2.0, dialogues, args.max_new_tokens))
     health = httpx.get(server.url + "/health", timeout=5).json()
     metrics = httpx.get(server.url + "/metrics", timeout=5).text
     result["after"] = {"requests": len(after), "errors": sum(not entry["ok"] for entry in after), "health": health}
-    result["server"] = {"5xx": count_5xx(metrics), "dropped_dialogues": metric_values(metrics, "sumlab_cancelled_total")}
+    result["server"] = {
+        "5xx": count_5xx(metrics),
+        "dropped_dialogues": metric_values(metrics, "sumlab_cancelled_total"),
+    }
     return result
 
 
 # --- main --------------------------------------------------------------------------------------
+
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "serve-child":
@@ -404,8 +462,11 @@ def main() -> int:
                 server.wait_ready()
                 print(f"{name}: {args.clients} clients for {args.seconds:.0f} s ...", flush=True)
                 arms[name] = measure_load(server, args, dialogues)
-                print(f"  {arms[name]['throughput_rps']} req/s, p50 {arms[name]['latency_ms']['p50']} ms, "
-                      f"{arms[name]['errors']} errors, RSS growth {arms[name]['rss']['growth_percent']}%", flush=True)
+                print(
+                    f"  {arms[name]['throughput_rps']} req/s, p50 {arms[name]['latency_ms']['p50']} ms, "
+                    f"{arms[name]['errors']} errors, RSS growth {arms[name]['rss']['growth_percent']}%",
+                    flush=True,
+                )
                 if batching:  # the faults hit the batching server, after its load test
                     print(f"faults: 3 x {args.fault_seconds:.0f} s ...", flush=True)
                     faults = measure_faults(server, args, dialogues)
@@ -417,10 +478,15 @@ def main() -> int:
     checks = {
         "zero_errors": all(arm["errors"] == 0 and arm["server_5xx"] == 0 for arm in arms.values()),
         # judged from 20 s on: shorter runs see the allocator settle in rather than a leak, and noise
-        "rss_growth_under_10_percent": None if args.seconds < 20 else all(
-            arm["rss"]["growth_percent"] is not None and arm["rss"]["growth_percent"] < 10 for arm in arms.values()),
-        "faults_spare_other_clients": (faults["after"]["errors"] == 0 and all(
-            faults[phase]["normal_clients"]["errors"] == 0 for phase in ("control", "leavers", "malformed"))),
+        "rss_growth_under_10_percent": None
+        if args.seconds < 20
+        else all(
+            arm["rss"]["growth_percent"] is not None and arm["rss"]["growth_percent"] < 10 for arm in arms.values()
+        ),
+        "faults_spare_other_clients": (
+            faults["after"]["errors"] == 0
+            and all(faults[phase]["normal_clients"]["errors"] == 0 for phase in ("control", "leavers", "malformed"))
+        ),
         "malformed_get_only_4xx": malformed_ok and faults["server"]["5xx"] == 0,
         "batching_is_faster": None if args.seconds < 20 else ratio > 1.0,
     }
@@ -432,12 +498,21 @@ def main() -> int:
         "setup": {
             "model": "tiny T5 (d_model 32, 2+2 layers, vocab 800, random init) + LoRA adapters a, b (r 4, noisy)",
             "server": "sumlab serve on 127.0.0.1, one torch thread, --max-batch-size 16, --batch-wait-ms 10",
-            "clients": args.clients, "seconds_per_arm": args.seconds, "warmup_seconds": min(WARMUP_SECONDS, args.seconds),
-            "max_new_tokens": args.max_new_tokens, "models_cycled": list(MODELS), "dialogues": len(dialogues),
+            "clients": args.clients,
+            "seconds_per_arm": args.seconds,
+            "warmup_seconds": min(WARMUP_SECONDS, args.seconds),
+            "max_new_tokens": args.max_new_tokens,
+            "models_cycled": list(MODELS),
+            "dialogues": len(dialogues),
         },
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load_at_start,
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-                    "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
         "arms": arms,
         "throughput_ratio_batching_vs_none": round(ratio, 2),
         "faults": faults,

@@ -58,19 +58,31 @@ LAB_LENGTH = 512
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dialogsum"),
-                        help="DialogSum directory (train.jsonl, validation.jsonl)")
+    parser.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dialogsum"),
+        help="DialogSum directory (train.jsonl, validation.jsonl)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_throughput.json"))
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=1, help="passes over the examples (steps = epochs * batches)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--pretrained", nargs="*", default=["sumlab-tiny-t5"],
-                        help="pretrained models to try, each with its own tokenizer and weights (default: the bundled one)")
-    parser.add_argument("--vocab-sizes", type=int, nargs="*", default=[800, 8000],
-                        help="random-init tiny T5s to try, by tokenizer: 800 is the tests' (long sequences), "
-                             "8000 gives lengths near FLAN-T5's")
+    parser.add_argument(
+        "--pretrained",
+        nargs="*",
+        default=["sumlab-tiny-t5"],
+        help="pretrained models to try, each with its own tokenizer and weights (default: the bundled one)",
+    )
+    parser.add_argument(
+        "--vocab-sizes",
+        type=int,
+        nargs="*",
+        default=[800, 8000],
+        help="random-init tiny T5s to try, by tokenizer: 800 is the tests' (long sequences), "
+        "8000 gives lengths near FLAN-T5's",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -81,7 +93,9 @@ def machine_info(threads: int) -> dict:
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     return {
         "platform": platform.platform(),
@@ -109,7 +123,7 @@ def build_tiny(data: Path, vocab_size: int, d_model: int, seed: int):
 
     description = {
         "model": f"tiny T5 v1.1 (d_model {d_model}, d_ff {2 * d_model}, 2+2 layers, 4 heads, dropout 0), "
-                 f"random init, seed {seed}, {_parameters(initial)} parameters",
+        f"random init, seed {seed}, {_parameters(initial)} parameters",
         "tokenizer": f"byte-level BPE, vocab {len(tokenizer)}, trained on DialogSum validation text",
     }
     return tokenizer, fresh_model, description
@@ -130,8 +144,8 @@ def build_pretrained(name: str):
     hf = initial.config
     description = {
         "model": f"{name}: pretrained T5 (d_model {hf.d_model}, d_ff {hf.d_ff}, {hf.num_layers}+{hf.num_decoder_layers} "
-                 f"layers, {hf.num_heads} heads, dropout {hf.dropout_rate}), its own weights, "
-                 f"{_parameters(initial)} parameters",
+        f"layers, {hf.num_heads} heads, dropout {hf.dropout_rate}), its own weights, "
+        f"{_parameters(initial)} parameters",
         "tokenizer": f"{name}'s own ({_tokenizer_kind(tokenizer)}, vocab {len(tokenizer)})",
     }
     return tokenizer, fresh_model, description
@@ -157,7 +171,9 @@ def token_counts(batches: list[dict], pad_id: int) -> dict:
     real = padded = 0
     for batch in batches:
         real += int(batch["attention_mask"].sum())
-        real += int(((batch["labels"] != LABEL_PAD) & (batch["labels"] != pad_id)).sum())  # pad id 0 is never a real token
+        real += int(
+            ((batch["labels"] != LABEL_PAD) & (batch["labels"] != pad_id)).sum()
+        )  # pad id 0 is never a real token
         padded += batch["input_ids"].numel() + batch["labels"].numel()
     return {"real": real, "padded": padded}
 
@@ -184,8 +200,9 @@ def masked_loss(model, batches: list[dict]) -> float:
     total, count = 0.0, 0
     for batch in batches:
         logits = model(**batch).logits
-        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["labels"], reduction="none",
-                                                   ignore_index=LABEL_PAD)
+        losses = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch["labels"], reduction="none", ignore_index=LABEL_PAD
+        )
         total += float(losses.sum())
         count += int((batch["labels"] != LABEL_PAD).sum())
     model.train()
@@ -203,10 +220,17 @@ def run_setting(args: argparse.Namespace, data: Path, label: str, tokenizer, fre
     collate_dynamic = dynamic_padding_collator(tokenizer, fresh_model())
     ours, truncation = tokenize_examples(examples, tokenizer, template, LAB_LENGTH, LAB_LENGTH)
     lengths = [len(feature["input_ids"]) for feature in ours]
-    grouped = [int(i) for _ in range(args.epochs) for i in get_length_grouped_indices(
-        lengths, args.batch_size, generator=torch.Generator().manual_seed(args.seed))]
+    grouped = [
+        int(i)
+        for _ in range(args.epochs)
+        for i in get_length_grouped_indices(
+            lengths, args.batch_size, generator=torch.Generator().manual_seed(args.seed)
+        )
+    ]
     arms = {
-        "lab": make_batches(lab_features(examples, tokenizer, template, LAB_LENGTH), _lab_collate, args.batch_size, order),
+        "lab": make_batches(
+            lab_features(examples, tokenizer, template, LAB_LENGTH), _lab_collate, args.batch_size, order
+        ),
         "sumlab": make_batches(ours, collate_dynamic, args.batch_size, order),
         "sumlab_grouped": make_batches(ours, collate_dynamic, args.batch_size, grouped),
     }
@@ -254,23 +278,31 @@ def run_setting(args: argparse.Namespace, data: Path, label: str, tokenizer, fre
     initial = fresh_model().eval()
     with torch.no_grad():
         lab_loss = float(initial(**first_lab).loss)
-        masked = {**first_lab, "labels": first_lab["labels"].masked_fill(first_lab["labels"] == tokenizer.pad_token_id,
-                                                                          LABEL_PAD)}
+        masked = {
+            **first_lab,
+            "labels": first_lab["labels"].masked_fill(first_lab["labels"] == tokenizer.pad_token_id, LABEL_PAD),
+        }
         real_token_loss = float(initial(**masked).loss)
     lab_speed = results["lab"]["examples_per_second"]
     return {
         **description,
-        "mean_tokens": {"source": round(statistics.mean(lengths), 1),
-                        "labels": round(statistics.mean(len(f["labels"]) for f in ours), 1)},
+        "mean_tokens": {
+            "source": round(statistics.mean(lengths), 1),
+            "labels": round(statistics.mean(len(f["labels"]) for f in ours), 1),
+        },
         "truncated_at_512": {"sources": truncation.sources, "labels": truncation.targets},
         "arms": results,
-        "speedup_over_lab": {name: round(results[name]["examples_per_second"] / lab_speed, 2)
-                             for name in ("sumlab", "sumlab_grouped")},
+        "speedup_over_lab": {
+            name: round(results[name]["examples_per_second"] / lab_speed, 2) for name in ("sumlab", "sumlab_grouped")
+        },
         "loss_semantics": {
-            "lab_label_pad_fraction_first_batch": round(float((first_lab["labels"] == tokenizer.pad_token_id)
-                                                              .float().mean()), 4),
-            "initial_model_first_lab_batch": {"lab_loss_with_pad": round(lab_loss, 4),
-                                              "loss_on_real_tokens_only": round(real_token_loss, 4)},
+            "lab_label_pad_fraction_first_batch": round(
+                float((first_lab["labels"] == tokenizer.pad_token_id).float().mean()), 4
+            ),
+            "initial_model_first_lab_batch": {
+                "lab_loss_with_pad": round(lab_loss, 4),
+                "loss_on_real_tokens_only": round(real_token_loss, 4),
+            },
         },
     }
 
@@ -280,8 +312,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     models = {name: (lambda name=name: build_pretrained(name)) for name in args.pretrained}
-    models.update({f"vocab_{size}": (lambda size=size: build_tiny(data, size, args.d_model, args.seed))
-                   for size in args.vocab_sizes})
+    models.update(
+        {
+            f"vocab_{size}": (lambda size=size: build_tiny(data, size, args.d_model, args.seed))
+            for size in args.vocab_sizes
+        }
+    )
     settings = {label: run_setting(args, data, label, *build()) for label, build in models.items()}
     report = {
         "benchmark": "train_throughput",
@@ -289,7 +325,7 @@ def main() -> None:
         "machine": machine_info(args.threads),
         "setup": {
             "model": "the same model, from the same initial weights, in every arm of a setting; "
-                     "each setting's model and tokenizer are in settings.<name>.model / .tokenizer",
+            "each setting's model and tokenizer are in settings.<name>.model / .tokenizer",
             "examples": args.examples,
             "batch_size": args.batch_size,
             "optimizer_steps": args.epochs * args.examples // args.batch_size,
@@ -305,7 +341,7 @@ def main() -> None:
             },
         },
         "target": "issue #3: sumlab's batching at least 4x the lab's examples/s with the tiny model "
-                  "(sumlab-tiny-t5) on CPU",
+        "(sumlab-tiny-t5) on CPU",
         "settings": settings,
         "loss_semantics": (
             "The lab's labels keep pad id 0, so its loss is the mean over all 512 label positions, most of them "

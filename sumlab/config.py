@@ -39,9 +39,7 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 def validate_name(name: str) -> str:
     """Check that ``name`` can safely become a file or directory name (no separators, no ``..``)."""
     if not name or len(name) > 64 or set(name) - _NAME_CHARS or name.startswith("."):
-        raise ValueError(
-            f"invalid name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
-        )
+        raise ValueError(f"invalid name {name!r}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'")
     return name
 
 
@@ -146,7 +144,8 @@ class PeftSettings(StrictModel):
     alpha: int = Field(default=32, gt=0)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
     targets: list[str] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="module names to adapt; None: the architecture's query and value projections (q, v on T5, as the lab)",
     )
     bias: Literal["none", "all", "lora_only"] = "none"
@@ -440,8 +439,13 @@ class ExperimentConfig(PipelineConfig):
         """The TrainConfig for one trained model of this experiment."""
         settings = build_config(TrainSettings, self._merged_train(entry), f"models.{entry.name}.train")
         return TrainConfig(
-            name=entry.name, model=self.base_model(entry), data=self.data, prompt=self.prompt,
-            peft=entry.peft or PeftSettings(), train=settings, generation=self.generation,
+            name=entry.name,
+            model=self.base_model(entry),
+            data=self.data,
+            prompt=self.prompt,
+            peft=entry.peft or PeftSettings(),
+            train=settings,
+            generation=self.generation,
         )
 
     def check_paths(self) -> None:

@@ -91,7 +91,9 @@ def tiny_llama_dir(tmp_path_factory, causal_tokenizer) -> Path:
     """A tiny Llama (random init) and its tokenizer, saved to disk."""
     from sumlab.models.tiny import build_tiny_llama
 
-    return _save_causal(tmp_path_factory.mktemp("tiny-llama"), build_tiny_llama(len(causal_tokenizer)), causal_tokenizer)
+    return _save_causal(
+        tmp_path_factory.mktemp("tiny-llama"), build_tiny_llama(len(causal_tokenizer)), causal_tokenizer
+    )
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +116,19 @@ def browser(tmp_path_factory):
         pytest.skip("chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--no-first-run", "--hide-scrollbars", "--force-device-scale-factor=1",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_window_size(1280, 900)

@@ -21,13 +21,24 @@ METHODS = ["lora", "dora", "ia3", "prefix", "prompt"]
 
 def short_config(model_dir: Path, data_dir: Path, method: str) -> TrainConfig:
     """Three steps of ``method`` on 16 real DialogSum rows, without validation."""
-    return build_config(TrainConfig, {
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": {"source": str(data_dir), "train": {"split": "train", "limit": 16}, "validation": None},
-        "peft": {"method": method, "r": 4, "alpha": 8, "num_virtual_tokens": 4},
-        "train": {"learning_rate": 1e-2, "max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1,
-                  "max_source_length": 128, "max_target_length": 32, "tensorboard": False, "precision": "float32"},
-    })
+    return build_config(
+        TrainConfig,
+        {
+            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
+            "data": {"source": str(data_dir), "train": {"split": "train", "limit": 16}, "validation": None},
+            "peft": {"method": method, "r": 4, "alpha": 8, "num_virtual_tokens": 4},
+            "train": {
+                "learning_rate": 1e-2,
+                "max_steps": 3,
+                "per_device_train_batch_size": 4,
+                "logging_steps": 1,
+                "max_source_length": 128,
+                "max_target_length": 32,
+                "tensorboard": False,
+                "precision": "float32",
+            },
+        },
+    )
 
 
 class AdapterRuns:
@@ -109,8 +120,9 @@ def test_merged_lora_equals_unmerged_and_has_no_adapter_layers(runs, tiny_model_
     unmerged = attach_adapter(fresh_base(tiny_model_dir), run["result"].model_dir).eval()
     merged_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
     assert merged_tokenizer.get_vocab() == tokenizer.get_vocab()
-    torch.testing.assert_close(probe_logits(merged, merged_tokenizer), probe_logits(unmerged, tokenizer),
-                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        probe_logits(merged, merged_tokenizer), probe_logits(unmerged, tokenizer), atol=1e-4, rtol=0
+    )
 
     keys = saved_keys(tmp_path / "merged" / "model.safetensors")
     assert not any("lora_" in key or "base_layer" in key for key in keys)

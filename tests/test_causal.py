@@ -84,8 +84,20 @@ def test_forcing_the_wrong_family_is_a_clear_error(tiny_model_dir):
 class WordTokenizer:
     """One id per known word; <s> first when special tokens are added, as Llama's tokenizer does."""
 
-    vocab = {"<pad>": 0, "</s>": 1, "<s>": 3, "Summarize:": 4, "A": 5, "B": 6, "C": 7, "Summary:": 8,
-             "they": 9, "meet": 10, "at": 11, "noon.": 12}
+    vocab = {
+        "<pad>": 0,
+        "</s>": 1,
+        "<s>": 3,
+        "Summarize:": 4,
+        "A": 5,
+        "B": 6,
+        "C": 7,
+        "Summary:": 8,
+        "they": 9,
+        "meet": 10,
+        "at": 11,
+        "noon.": 12,
+    }
     eos_token_id, pad_token_id, chat_template = 1, 0, None
 
     def __call__(self, texts, add_special_tokens=True):
@@ -95,8 +107,9 @@ class WordTokenizer:
 
 def test_the_completion_only_mask_is_exactly_right():
     example = DialogueExample(id="x", dialogue="A B C", summary="they meet at noon.")
-    features, counts = tokenize_examples([example], WordTokenizer(), "Summarize: {dialogue} Summary:", 100, 100,
-                                         causal=True)
+    features, counts = tokenize_examples(
+        [example], WordTokenizer(), "Summarize: {dialogue} Summary:", 100, 100, causal=True
+    )
     # <s> Summarize: A B C Summary: | they meet at noon. </s>
     assert features[0]["input_ids"] == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1]
     assert features[0]["labels"] == [LABEL_PAD] * 6 + [9, 10, 11, 12, 1]
@@ -106,8 +119,9 @@ def test_the_completion_only_mask_is_exactly_right():
 
 def test_long_prompts_lose_their_middle_and_long_summaries_keep_the_eos():
     example = DialogueExample(id="x", dialogue="A B C A B C", summary="they meet at noon.")
-    features, counts = tokenize_examples([example], WordTokenizer(), "Summarize: {dialogue} Summary:", 4, 3,
-                                         causal=True)
+    features, counts = tokenize_examples(
+        [example], WordTokenizer(), "Summarize: {dialogue} Summary:", 4, 3, causal=True
+    )
     # prompt <s> Summarize: A B C A B C Summary: keeps 2 + 2 tokens; the summary keeps 2 words and </s>
     assert features[0]["input_ids"] == [3, 4, 7, 8, 9, 10, 1]
     assert features[0]["labels"] == [LABEL_PAD] * 4 + [9, 10, 1]
@@ -117,8 +131,10 @@ def test_long_prompts_lose_their_middle_and_long_summaries_keep_the_eos():
 
 def test_a_chat_template_frames_the_prompt_and_is_masked_whole(causal_tokenizer):
     chat = copy.deepcopy(causal_tokenizer)  # the fixture is shared
-    chat.chat_template = ("{% for m in messages %}<s>[user] {{ m['content'] }}\n{% endfor %}"
-                          "{% if add_generation_prompt %}[assistant] {% endif %}")
+    chat.chat_template = (
+        "{% for m in messages %}<s>[user] {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}"
+    )
     text = causal_prompt_text(chat, TEMPLATES["lab"], "#Person1#: Hi.")
     assert text == "<s>[user] Summarize the following conversation.\n\n#Person1#: Hi.\n\nSummary: \n[assistant] "
     example = DialogueExample(id="x", dialogue="#Person1#: Hi.", summary="Person1 says hi.")
@@ -152,8 +168,10 @@ def test_batched_left_padded_generation_equals_one_at_a_time(causal_dir, dialogu
     model, tokenizer = load(causal_dir)
     settings = GenerationSettings(max_new_tokens=MAX_NEW, batch_size=4, max_source_length=256)
     batched = summarize(model, tokenizer, dialogues, settings)
-    alone = [summarize(model, tokenizer, [dialogue], settings.model_copy(update={"batch_size": 1}))[0]
-             for dialogue in dialogues]
+    alone = [
+        summarize(model, tokenizer, [dialogue], settings.model_copy(update={"batch_size": 1}))[0]
+        for dialogue in dialogues
+    ]
     assert batched == alone
     assert any(batched) and not any("Summarize the following" in summary for summary in batched)  # no prompt echoed
     prompts = prompt_ids(tokenizer, TEMPLATES["lab"], dialogues, 256, causal=True)
@@ -186,8 +204,11 @@ def test_generation_stops_at_the_eos(tiny_llama_dir, dialogues):
 
 
 def test_lora_targets_default_to_the_attention_projections(tiny_llama_dir, tiny_gpt2_dir, tiny_model_dir):
-    for directory, expected in ((tiny_llama_dir, {"q_proj", "v_proj"}), (tiny_gpt2_dir, {"c_attn"}),
-                                (tiny_model_dir, {"q", "v"})):
+    for directory, expected in (
+        (tiny_llama_dir, {"q_proj", "v_proj"}),
+        (tiny_gpt2_dir, {"c_attn"}),
+        (tiny_model_dir, {"q", "v"}),
+    ):
         model, _ = load(directory)
         assert set(build_peft_config(PeftSettings(method="lora"), model).target_modules) == expected
 
@@ -203,24 +224,41 @@ def test_wrong_lora_targets_are_a_clear_error(tiny_llama_dir):
 
 
 def causal_config(model_dir: Path, data_dir: Path, method: str, **train) -> TrainConfig:
-    return build_config(TrainConfig, {
-        "name": f"causal-{method}",
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": {"source": str(data_dir), "train": {"split": "train", "limit": 32},
-                 "validation": {"split": "validation", "limit": 16}},
-        "peft": {"method": method, "r": 8, "alpha": 16, "dropout": 0.0},
-        "train": {"max_source_length": 192, "max_target_length": 48, "per_device_train_batch_size": 8,
-                  "per_device_eval_batch_size": 16, "logging_steps": 2, "precision": "float32",
-                  "tensorboard": False, "num_train_epochs": 3, "learning_rate": 3e-3, **train},
-        "generation": {"max_new_tokens": MAX_NEW},
-    })
+    return build_config(
+        TrainConfig,
+        {
+            "name": f"causal-{method}",
+            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
+            "data": {
+                "source": str(data_dir),
+                "train": {"split": "train", "limit": 32},
+                "validation": {"split": "validation", "limit": 16},
+            },
+            "peft": {"method": method, "r": 8, "alpha": 16, "dropout": 0.0},
+            "train": {
+                "max_source_length": 192,
+                "max_target_length": 48,
+                "per_device_train_batch_size": 8,
+                "per_device_eval_batch_size": 16,
+                "logging_steps": 2,
+                "precision": "float32",
+                "tensorboard": False,
+                "num_train_epochs": 3,
+                "learning_rate": 3e-3,
+                **train,
+            },
+            "generation": {"max_new_tokens": MAX_NEW},
+        },
+    )
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_training_lowers_the_validation_loss(causal_dir, dialogsum_dir, tmp_path, method):
     config = causal_config(causal_dir, dialogsum_dir, method, learning_rate=3e-3 if method == "full" else 1e-2)
-    before = training.train(config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 1,
-                            "learning_rate": 1e-12})}), out_dir=tmp_path / "untrained")
+    before = training.train(
+        config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 1, "learning_rate": 1e-12})}),
+        out_dir=tmp_path / "untrained",
+    )
     result = training.train(config, out_dir=tmp_path / "run")
     assert result.metrics["eval_loss"] < before.metrics["eval_loss"] - 0.2
     losses = [record["loss"] for record in read_log(result.run_dir / "log.jsonl") if "loss" in record]
@@ -257,20 +295,27 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
     from sumlab.serve.app import create_app
     from sumlab.serve.registry import NamedPath, load_registry
 
-    registry = load_registry(ModelConfig(name_or_path=str(tiny_llama_dir), dtype="float32"),
-                             [NamedPath("tuned", llama_adapter)])
+    registry = load_registry(
+        ModelConfig(name_or_path=str(tiny_llama_dir), dtype="float32"), [NamedPath("tuned", llama_adapter)]
+    )
     settings = GenerationSettings(max_new_tokens=MAX_NEW)
     base, tokenizer = load(tiny_llama_dir)
     expected_base = summarize(base, tokenizer, dialogues[:2], settings)
-    expected_tuned = summarize(attach_adapter(load(tiny_llama_dir)[0], llama_adapter), tokenizer, dialogues[:2], settings)
+    expected_tuned = summarize(
+        attach_adapter(load(tiny_llama_dir)[0], llama_adapter), tokenizer, dialogues[:2], settings
+    )
     with TestClient(create_app(registry)) as client:
-        response = client.post("/v1/compare", json={"dialogue": dialogues[0], "models": ["base", "tuned"],
-                                                    "generation": {"max_new_tokens": MAX_NEW}})
+        response = client.post(
+            "/v1/compare",
+            json={"dialogue": dialogues[0], "models": ["base", "tuned"], "generation": {"max_new_tokens": MAX_NEW}},
+        )
         assert response.status_code == 200, response.text
         answers = {item["model"]: item["summary"] for item in response.json()["results"]}
         assert answers == {"base": expected_base[0], "tuned": expected_tuned[0]}
-        response = client.post("/v1/summarize", json={"dialogue": dialogues[1], "model": "tuned",
-                                                      "generation": {"max_new_tokens": MAX_NEW}})
+        response = client.post(
+            "/v1/summarize",
+            json={"dialogue": dialogues[1], "model": "tuned", "generation": {"max_new_tokens": MAX_NEW}},
+        )
         assert response.json()["summary"] == expected_tuned[1]
 
 
@@ -292,10 +337,20 @@ def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_ll
     config = ExperimentConfig(
         name="mixed",
         model=ModelConfig(name_or_path=str(tiny_model_dir)),
-        data=DataConfig(source=str(dialogsum_dir), train=SplitSelection(split="train", limit=32),
-                        validation=None, test=SplitSelection(split="test", limit=6)),
-        train=TrainSettings(max_steps=3, per_device_train_batch_size=4, max_source_length=128, max_target_length=32,
-                            tensorboard=False, learning_rate=1e-2),
+        data=DataConfig(
+            source=str(dialogsum_dir),
+            train=SplitSelection(split="train", limit=32),
+            validation=None,
+            test=SplitSelection(split="test", limit=6),
+        ),
+        train=TrainSettings(
+            max_steps=3,
+            per_device_train_batch_size=4,
+            max_source_length=128,
+            max_target_length=32,
+            tensorboard=False,
+            learning_rate=1e-2,
+        ),
         generation=GenerationSettings(max_new_tokens=MAX_NEW, max_source_length=128),
         models=[
             ModelEntry(name="t5", kind="zero_shot", label="T5 zero-shot"),
@@ -312,7 +367,9 @@ def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_ll
     adapter = json.loads((root / "runs" / "llama-lora" / "model" / "adapter_config.json").read_text())
     assert adapter["task_type"] == "CAUSAL_LM" and set(adapter["target_modules"]) == {"q_proj", "v_proj"}
     assert models["llama-lora"]["cost"]["percent"] < 100 and models["t5-lora"]["cost"]["percent"] < 100
-    assert str(tiny_llama_dir) in results["setup"]["base_model"] and str(tiny_model_dir) in results["setup"]["base_model"]
+    assert (
+        str(tiny_llama_dir) in results["setup"]["base_model"] and str(tiny_model_dir) in results["setup"]["base_model"]
+    )
     report = (root / "report.html").read_text(encoding="utf-8")
     for label in ("T5 LoRA", "Llama LoRA"):
         assert label in report
@@ -338,9 +395,26 @@ def test_sumlab_generate_and_inspect_take_a_causal_model(tiny_llama_dir, dialogs
     from sumlab.cli.app import app
 
     out = tmp_path / "predictions.jsonl"
-    result = CliRunner().invoke(app, ["generate", "--model", str(tiny_llama_dir), "--data", str(dialogsum_dir),
-                                      "--split", "validation", "--limit", "3", "--max-new-tokens", "6",
-                                      "--dtype", "float32", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_llama_dir),
+            "--data",
+            str(dialogsum_dir),
+            "--split",
+            "validation",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--dtype",
+            "float32",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 3 and all(set(row["predictions"]) == {tiny_llama_dir.name} for row in rows)
@@ -348,7 +422,9 @@ def test_sumlab_generate_and_inspect_take_a_causal_model(tiny_llama_dir, dialogs
     expected = summarize(model, tokenizer, [row["dialogue"] for row in rows], GenerationSettings(max_new_tokens=6))
     assert [row["predictions"][tiny_llama_dir.name] for row in rows] == expected
 
-    result = CliRunner().invoke(app, ["inspect", str(tiny_llama_dir), "--lora-r", "4", "--json", str(tmp_path / "p.json")])
+    result = CliRunner().invoke(
+        app, ["inspect", str(tiny_llama_dir), "--lora-r", "4", "--json", str(tmp_path / "p.json")]
+    )
     assert result.exit_code == 0, result.output
     counts = json.loads((tmp_path / "p.json").read_text())
     assert counts["trainable"] == 2 * 2 * 4 * (32 + 32)  # 2 layers x (q_proj + v_proj) x r x (in + out)

@@ -110,8 +110,11 @@ def printed_counts(stdout: str) -> dict[str, str]:
 
 def test_inspect_random_init_prints_the_checkpoints_count():
     counts = printed_counts(ok("inspect", "google/flan-t5-small", "--random-init").stdout)
-    assert counts == {"trainable": str(FLAN_T5_SMALL_PARAMETERS), "total": str(FLAN_T5_SMALL_PARAMETERS),
-                      "percent": "100.00%"}
+    assert counts == {
+        "trainable": str(FLAN_T5_SMALL_PARAMETERS),
+        "total": str(FLAN_T5_SMALL_PARAMETERS),
+        "percent": "100.00%",
+    }
 
 
 def test_inspect_with_lora_writes_consistent_json(tmp_path):
@@ -148,8 +151,27 @@ def test_summarize_from_a_file_and_from_stdin(tmp_path, tiny_model_dir, tiny_mod
 def generated(tmp_path_factory, tiny_model_dir, dialogsum_dir) -> Path:
     """Predictions of the tiny model for the first four test dialogues, written by `sumlab generate`."""
     out = tmp_path_factory.mktemp("generate") / "predictions.jsonl"
-    ok("generate", "--model", tiny_model_dir, "--dtype", "float32", "--name", "tiny-t5", "--data", dialogsum_dir,
-       "--split", "test", "--limit", "4", "--max-new-tokens", "8", "--batch-size", "3", "--out", out)
+    ok(
+        "generate",
+        "--model",
+        tiny_model_dir,
+        "--dtype",
+        "float32",
+        "--name",
+        "tiny-t5",
+        "--data",
+        dialogsum_dir,
+        "--split",
+        "test",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "8",
+        "--batch-size",
+        "3",
+        "--out",
+        out,
+    )
     return out
 
 
@@ -172,7 +194,18 @@ def test_generate_refuses_to_overwrite_unless_asked(generated, tmp_path, tiny_mo
     out = tmp_path / "predictions.jsonl"
     out.write_bytes(generated.read_bytes())
     before = out.read_bytes()
-    options = ["--model", tiny_model_dir, "--data", dialogsum_dir, "--limit", "2", "--max-new-tokens", "4", "--out", out]
+    options = [
+        "--model",
+        tiny_model_dir,
+        "--data",
+        dialogsum_dir,
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        out,
+    ]
     refused = invoke("generate", "--name", "second", *options)
     assert isinstance(refused.exception, SumlabError)
     assert "already exists" in str(refused.exception) and "--overwrite" in str(refused.exception)
@@ -209,8 +242,16 @@ def test_evaluate_a_predictions_file(generated, tmp_path):
 
 def test_evaluate_the_lab_csv(lab_csv, tmp_path):
     out = tmp_path / "lab.json"
-    result = ok("evaluate", lab_csv, "--references", "human_baseline_summaries", "--predictions", ",".join(LAB_MODELS),
-                "--json", out)
+    result = ok(
+        "evaluate",
+        lab_csv,
+        "--references",
+        "human_baseline_summaries",
+        "--predictions",
+        ",".join(LAB_MODELS),
+        "--json",
+        out,
+    )
     data = json.loads(out.read_text())
     assert_scores_json(data, LAB_MODELS)
     assert data["original_model_summaries"]["rouge1"]["mean"] == pytest.approx(0.2333, abs=1e-3)
@@ -227,7 +268,18 @@ def test_evaluate_the_lab_csv(lab_csv, tmp_path):
 
 def test_data_audit_writes_a_report_per_split(tiny_model_dir, dialogsum_dir, tmp_path):
     out = tmp_path / "audit.json"
-    ok("data", "audit", "--data", dialogsum_dir, "--model", tiny_model_dir, "--splits", "validation,test", "--json", out)
+    ok(
+        "data",
+        "audit",
+        "--data",
+        dialogsum_dir,
+        "--model",
+        tiny_model_dir,
+        "--splits",
+        "validation,test",
+        "--json",
+        out,
+    )
     report = json.loads(out.read_text())
     assert list(report) == ["validation", "test"]
     assert (report["validation"]["rows"], report["validation"]["distinct_dialogues"]) == (500, 500)
@@ -249,24 +301,47 @@ def error_cases(model: Path, dialogsum: Path) -> dict[str, Case]:
     """Bad inputs; relative paths are inside the work directory (see ``error_workdir``)."""
     generate = ["generate", "--model", str(model), "--max-new-tokens", "4"]
     return {
-        "missing data path": Case([*generate, "--data", "./nope", "--out", "a.jsonl"],
-                                  ["data source not found", "nope"], "a.jsonl"),
-        "unknown split": Case([*generate, "--data", str(dialogsum), "--split", "bogus", "--out", "b.jsonl"],
-                              ["unknown split 'bogus'", "train, validation, test"], "b.jsonl"),
-        "missing column": Case([*generate, "--data", "no-dialogue.jsonl", "--split", "test", "--out", "c.jsonl"],
-                               ["dialogue", "text"], "c.jsonl"),
-        "template without slot": Case([*generate, "--data", str(dialogsum), "--limit", "2", "--template",
-                                       "Summarize this:", "--out", "d.jsonl"], ["{dialogue}"], "d.jsonl"),
+        "missing data path": Case(
+            [*generate, "--data", "./nope", "--out", "a.jsonl"], ["data source not found", "nope"], "a.jsonl"
+        ),
+        "unknown split": Case(
+            [*generate, "--data", str(dialogsum), "--split", "bogus", "--out", "b.jsonl"],
+            ["unknown split 'bogus'", "train, validation, test"],
+            "b.jsonl",
+        ),
+        "missing column": Case(
+            [*generate, "--data", "no-dialogue.jsonl", "--split", "test", "--out", "c.jsonl"],
+            ["dialogue", "text"],
+            "c.jsonl",
+        ),
+        "template without slot": Case(
+            [*generate, "--data", str(dialogsum), "--limit", "2", "--template", "Summarize this:", "--out", "d.jsonl"],
+            ["{dialogue}"],
+            "d.jsonl",
+        ),
         "empty dialogue": Case(["summarize", "empty.txt", "--model", str(model)], ["dialogue is empty"]),
-        "evaluate missing file": Case(["evaluate", "nope.jsonl", "--json", "e.json"],
-                                      ["file not found", "nope.jsonl"], "e.json"),
+        "evaluate missing file": Case(
+            ["evaluate", "nope.jsonl", "--json", "e.json"], ["file not found", "nope.jsonl"], "e.json"
+        ),
         "references without predictions": Case(
             ["evaluate", str(LAB_CSV), "--references", "human_baseline_summaries", "--json", "f.json"],
-            ["--references and --predictions go together"], "f.json"),
+            ["--references and --predictions go together"],
+            "f.json",
+        ),
         "no such prediction column": Case(
-            ["evaluate", str(LAB_CSV), "--references", "human_baseline_summaries", "--predictions",
-             "original_model_summaries,nope", "--json", "g.json"],
-            ["no column(s) nope", "original_model_summaries"], "g.json"),
+            [
+                "evaluate",
+                str(LAB_CSV),
+                "--references",
+                "human_baseline_summaries",
+                "--predictions",
+                "original_model_summaries,nope",
+                "--json",
+                "g.json",
+            ],
+            ["no column(s) nope", "original_model_summaries"],
+            "g.json",
+        ),
     }
 
 
@@ -304,8 +379,14 @@ def console_scripts(request, error_workdir):
     commands["debug"] = ["--debug", "evaluate", "nope.jsonl"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     processes = {
-        name: subprocess.Popen([sys.executable, "-m", "sumlab", *args], cwd=error_workdir, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        name: subprocess.Popen(
+            [sys.executable, "-m", "sumlab", *args],
+            cwd=error_workdir,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for name, args in commands.items()
     }
     yield processes
@@ -344,8 +425,9 @@ def assert_one_error_line(stderr: str, case: Case) -> None:
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_error_through_main_is_one_line_and_exit_code_2(name, error_workdir, tiny_model_dir, dialogsum_dir,
-                                                        monkeypatch, capsys):
+def test_error_through_main_is_one_line_and_exit_code_2(
+    name, error_workdir, tiny_model_dir, dialogsum_dir, monkeypatch, capsys
+):
     case = error_cases(tiny_model_dir, dialogsum_dir)[name]
     if str(LAB_CSV) in case.args and not LAB_CSV.is_file():
         pytest.skip(f"no shared data at {LAB_CSV}")
@@ -360,8 +442,7 @@ def test_error_through_main_is_one_line_and_exit_code_2(name, error_workdir, tin
 
 
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
-def test_console_script_error_is_one_line_and_exit_code_2(outcomes, error_workdir, tiny_model_dir, dialogsum_dir,
-                                                          name):
+def test_console_script_error_is_one_line_and_exit_code_2(outcomes, error_workdir, tiny_model_dir, dialogsum_dir, name):
     case = error_cases(tiny_model_dir, dialogsum_dir)[name]
     outcome = outcomes[name]
     assert outcome.returncode == 2, outcome.stderr

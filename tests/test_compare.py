@@ -41,17 +41,33 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
     config = ExperimentConfig(
         name="compare-me",
         model=ModelConfig(name_or_path=str(tiny_model_dir)),
-        data=DataConfig(source=str(dialogsum_dir), train=SplitSelection(split="train", limit=16),
-                        validation=SplitSelection(split="validation", limit=4),
-                        test=SplitSelection(split="test", limit=4)),
-        train=TrainSettings(max_steps=2, per_device_train_batch_size=4, logging_steps=1, max_source_length=128,
-                            max_target_length=32, tensorboard=False),
+        data=DataConfig(
+            source=str(dialogsum_dir),
+            train=SplitSelection(split="train", limit=16),
+            validation=SplitSelection(split="validation", limit=4),
+            test=SplitSelection(split="test", limit=4),
+        ),
+        train=TrainSettings(
+            max_steps=2,
+            per_device_train_batch_size=4,
+            logging_steps=1,
+            max_source_length=128,
+            max_target_length=32,
+            tensorboard=False,
+        ),
         generation=GenerationSettings(max_new_tokens=8, max_source_length=128),
-        models=[ModelEntry(name="original", kind="zero_shot"),
-                ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8))],
+        models=[
+            ModelEntry(name="original", kind="zero_shot"),
+            ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8)),
+        ],
         # not the defaults: compare must score with the experiment's own settings to reproduce its results
-        eval=EvalSettings(aggregate="mean", bootstrap_samples=300, significance="approximate_randomization",
-                          significance_samples=500, seed=3),
+        eval=EvalSettings(
+            aggregate="mean",
+            bootstrap_samples=300,
+            significance="approximate_randomization",
+            significance_samples=500,
+            seed=3,
+        ),
     )
     root, results = run_experiment(config, out_dir=tmp_path_factory.mktemp("compare") / "experiment")
     return root, results
@@ -60,11 +76,15 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
 def single_model_file(results: Results, model: str, path: Path, rename: str | None = None) -> Path:
     """One model's summaries from the results, written as a predictions file."""
     examples = results.examples
-    write_predictions(path, PredictionSet(
-        ids=[e.id for e in examples], references=[e.references for e in examples],
-        predictions={rename or model: [e.predictions[model] for e in examples]},
-        dialogues=[e.dialogue for e in examples],
-    ))
+    write_predictions(
+        path,
+        PredictionSet(
+            ids=[e.id for e in examples],
+            references=[e.references for e in examples],
+            predictions={rename or model: [e.predictions[model] for e in examples]},
+            dialogues=[e.dialogue for e in examples],
+        ),
+    )
     return path
 
 
@@ -90,7 +110,9 @@ def test_compare_an_experiment_directory_reproduces_its_results(experiment, tmp_
     assert rebuilt["examples"] == written["examples"]
     assert rebuilt["setup"] == {**written["setup"], "sources": [str(root)]}
     assert "created" not in rebuilt
-    assert (out / "lab_results.csv").read_text(encoding="utf-8") == (root / "lab_results.csv").read_text(encoding="utf-8")
+    assert (out / "lab_results.csv").read_text(encoding="utf-8") == (root / "lab_results.csv").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_compare_merges_separate_prediction_files(experiment, tmp_path):
@@ -119,11 +141,21 @@ def test_compare_refuses_predictions_on_different_dialogues(experiment, tmp_path
     _, expected = experiment
     base = single_model_file(expected, "original", tmp_path / "base.jsonl")
     fewer = read_predictions(single_model_file(expected, "lora", tmp_path / "lora.jsonl"))
-    write_predictions(tmp_path / "fewer.jsonl", PredictionSet(
-        ids=fewer.ids[:-1], references=fewer.references[:-1],
-        predictions={"lora": fewer.predictions["lora"][:-1]}, dialogues=fewer.dialogues[:-1]))
-    renamed = PredictionSet(ids=[f"other_{i}" for i in fewer.ids], references=fewer.references,
-                            predictions=fewer.predictions, dialogues=fewer.dialogues)
+    write_predictions(
+        tmp_path / "fewer.jsonl",
+        PredictionSet(
+            ids=fewer.ids[:-1],
+            references=fewer.references[:-1],
+            predictions={"lora": fewer.predictions["lora"][:-1]},
+            dialogues=fewer.dialogues[:-1],
+        ),
+    )
+    renamed = PredictionSet(
+        ids=[f"other_{i}" for i in fewer.ids],
+        references=fewer.references,
+        predictions=fewer.predictions,
+        dialogues=fewer.dialogues,
+    )
     write_predictions(tmp_path / "renamed.jsonl", renamed)
     for other in ("fewer.jsonl", "renamed.jsonl"):
         with pytest.raises(SumlabError, match="different dialogues"):
@@ -146,13 +178,17 @@ def test_compare_needs_a_finished_experiment_or_a_file(tmp_path):
         compare([tmp_path / "missing.jsonl"], tmp_path / "out")
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    ("{not json", "is not a sumlab results file: Invalid JSON"),
-    (json.dumps({"name": "x", "baseline": "a", "models": {"a": {"kind": "trained"}}}), "models.a.kind"),
-    (json.dumps([1, 2]), "is not a sumlab results file"),
-])
-def test_compare_refuses_a_broken_or_foreign_results_file_with_one_line(tmp_path_factory, monkeypatch, capsys,
-                                                                        content, says):
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("{not json", "is not a sumlab results file: Invalid JSON"),
+        (json.dumps({"name": "x", "baseline": "a", "models": {"a": {"kind": "trained"}}}), "models.a.kind"),
+        (json.dumps([1, 2]), "is not a sumlab results file"),
+    ],
+)
+def test_compare_refuses_a_broken_or_foreign_results_file_with_one_line(
+    tmp_path_factory, monkeypatch, capsys, content, says
+):
     from sumlab.cli.app import main
 
     work = tmp_path_factory.mktemp("foreign")  # not under tmp_path: conftest checks every results.json there
@@ -174,8 +210,12 @@ def test_cli_refuses_an_existing_out_with_one_line(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    finished = subprocess.run([sys.executable, "-m", "sumlab", "compare", str(predictions), "--out", str(out)],
-                              capture_output=True, text=True, timeout=120)
+    finished = subprocess.run(
+        [sys.executable, "-m", "sumlab", "compare", str(predictions), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert finished.returncode == 2
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "already exists" in lines[0], finished.stderr
@@ -185,9 +225,14 @@ def test_cli_refuses_an_existing_out_with_one_line(tmp_path):
 
 def test_compare_scores_with_the_given_settings(tmp_path):
     predictions = tmp_path / "p.jsonl"
-    write_predictions(predictions, PredictionSet(
-        ids=["a", "b"], references=[["a cat sat", "the dog ran"], ["we meet at noon"]],
-        predictions={"m": ["the dog sat", "we meet"], "n": ["a cat sat", "noon"]}))
+    write_predictions(
+        predictions,
+        PredictionSet(
+            ids=["a", "b"],
+            references=[["a cat sat", "the dog ran"], ["we meet at noon"]],
+            predictions={"m": ["the dog sat", "we meet"], "n": ["a cat sat", "noon"]},
+        ),
+    )
     by_max = compare([predictions], tmp_path / "max", EvalSettings(aggregate="max"))
     by_mean = compare([predictions], tmp_path / "mean", EvalSettings(aggregate="mean"))
     assert by_mean.models["n"].scores["rouge1"].mean < by_max.models["n"].scores["rouge1"].mean

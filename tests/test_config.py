@@ -62,7 +62,9 @@ def test_yaml_values_reach_the_typed_config(tmp_path):
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):
-    config = load_config(TrainConfig, None, ["name=x1", "peft.method=dora", "peft.targets=[q,k,v]", "train.max_steps=3"])
+    config = load_config(
+        TrainConfig, None, ["name=x1", "peft.method=dora", "peft.targets=[q,k,v]", "train.max_steps=3"]
+    )
     reloaded = load_config(TrainConfig, write(tmp_path / "resolved.yaml", to_yaml(config)))
     assert reloaded == config
 
@@ -159,7 +161,13 @@ def test_overrides_reach_the_config_with_their_types():
     config = load_config(
         TrainConfig,
         None,
-        ["train.max_steps=10", "train.learning_rate=3e-4", "train.mlflow=true", "peft.targets=[q,k,v]", "peft.dropout=0.1"],
+        [
+            "train.max_steps=10",
+            "train.learning_rate=3e-4",
+            "train.mlflow=true",
+            "peft.targets=[q,k,v]",
+            "peft.dropout=0.1",
+        ],
     )
     assert config.train.max_steps == 10
     assert config.train.learning_rate == pytest.approx(3e-4)
@@ -247,11 +255,14 @@ def test_a_typo_in_the_second_models_train_section_is_refused_at_load(tmp_path):
     assert "check the spelling" in message
 
 
-@pytest.mark.parametrize(("train", "key", "words"), [
-    ("{learning_rate: -1}", "train.learning_rate", "greater than 0"),
-    ("{max_steps: ten}", "train.max_steps", "integer"),
-    ("{metric_for_best_model: eval_rouge1}", "train", "needs eval_rouge=true"),  # a check across fields
-])
+@pytest.mark.parametrize(
+    ("train", "key", "words"),
+    [
+        ("{learning_rate: -1}", "train.learning_rate", "greater than 0"),
+        ("{max_steps: ten}", "train.max_steps", "integer"),
+        ("{metric_for_best_model: eval_rouge1}", "train", "needs eval_rouge=true"),  # a check across fields
+    ],
+)
 def test_a_bad_value_in_the_second_models_train_section_is_refused_at_load(tmp_path, train, key, words):
     path = experiment_file(tmp_path, train)
     message = one_line_error(load_config, ExperimentConfig, path)
@@ -272,11 +283,14 @@ def test_other_problems_in_an_entry_name_it_too():
     assert message.startswith("config: models[0] (mine): peft.r: ")
 
 
-@pytest.mark.parametrize(("setting", "words"), [
-    ("prompt.template={dialogue} and {topic}", "slot other than {dialogue}: {topic}"),
-    ("prompt.template=Summarize: {{dialogue}}", "no {dialogue} slot"),
-    ("prompt.name=nope", "unknown prompt name 'nope'"),
-])
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ("prompt.template={dialogue} and {topic}", "slot other than {dialogue}: {topic}"),
+        ("prompt.template=Summarize: {{dialogue}}", "no {dialogue} slot"),
+        ("prompt.name=nope", "unknown prompt name 'nope'"),
+    ],
+)
 @pytest.mark.parametrize("config_type", [ExperimentConfig, TrainConfig])
 def test_the_prompt_is_refused_at_load_as_it_would_be_when_used(config_type, setting, words):
     message = one_line_error(load_config, config_type, None, [setting])

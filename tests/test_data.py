@@ -28,7 +28,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ROWS = [
     {"id": "a", "topic": "t1", "dialogue": "#Person1#: hi\n#Person2#: hello", "summary": "They greet."},
     {"id": "b", "topic": "t2", "dialogue": "#Person1#: bye", "summary": "One leaves."},
-    {"id": "c", "topic": None, "dialogue": "#Person1#: ok, \"quoted\"", "summary": "Agreed."},
+    {"id": "c", "topic": None, "dialogue": '#Person1#: ok, "quoted"', "summary": "Agreed."},
 ]
 
 

@@ -24,7 +24,10 @@ def demo_results(tmp_path_factory) -> dict:
     env = {**os.environ, "SUMLAB_CACHE": str(root / "cache"), "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
     completed = subprocess.run(
         [sys.executable, "-m", "sumlab", "demo", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=3600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "report.html" in completed.stdout

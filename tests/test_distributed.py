@@ -59,7 +59,14 @@ def launch_env(**extra: str) -> dict[str, str]:
 
 
 def torchrun(*args: str, nproc: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", f"--master_port={free_port()}", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={free_port()}",
+        *args,
+    ]
 
 
 def run(command: list[str], timeout: float = TIMEOUT, **env: str) -> subprocess.CompletedProcess:
@@ -72,8 +79,15 @@ def check_ok(completed: subprocess.CompletedProcess) -> str:
     return output
 
 
-def write_config(path: Path, model_dir: Path, data_dir: Path, *, peft: dict | None = None,
-                 validation: int | None = None, **train: object) -> Path:
+def write_config(
+    path: Path,
+    model_dir: Path,
+    data_dir: Path,
+    *,
+    peft: dict | None = None,
+    validation: int | None = None,
+    **train: object,
+) -> Path:
     """A tiny training config: 64 DialogSum rows, 8 steps (one epoch at a global batch of 8), checkpoints at 4 and 8.
 
     Dropout is 0 (the tiny model's, and LoRA's when given), so that the two runs compute the same function.
@@ -82,13 +96,20 @@ def write_config(path: Path, model_dir: Path, data_dir: Path, *, peft: dict | No
         "name": "tiny-ddp",
         "model": {"name_or_path": str(model_dir), "dtype": "float32"},
         "data": {
-            "source": str(data_dir), "train": {"split": "train", "limit": 64},
+            "source": str(data_dir),
+            "train": {"split": "train", "limit": 64},
             "validation": {"split": "validation", "limit": validation} if validation else None,
         },
         "peft": peft or {"method": "full"},
         "train": {
-            "max_source_length": 128, "max_target_length": 32, "per_device_train_batch_size": 8,
-            "logging_steps": 2, "max_steps": 8, "save_steps": 4, "precision": "float32", "tensorboard": False,
+            "max_source_length": 128,
+            "max_target_length": 32,
+            "per_device_train_batch_size": 8,
+            "logging_steps": 2,
+            "max_steps": 8,
+            "save_steps": 4,
+            "precision": "float32",
+            "tensorboard": False,
             **train,
         },
         "generation": {"max_new_tokens": 8},
@@ -111,8 +132,9 @@ def assert_same_weights(actual_file: Path, expected_file: Path) -> None:
 
 
 @pytest.mark.parametrize("world_size, count", [(2, 11), (3, 11), (5, 3)])
-def test_each_rank_generates_its_share_of_the_single_process_batches(world_size, count, tiny_model, dialogsum_dir,
-                                                                     monkeypatch):
+def test_each_rank_generates_its_share_of_the_single_process_batches(
+    world_size, count, tiny_model, dialogsum_dir, monkeypatch
+):
     """Each rank, in turn in this process, generates every N-th batch; together exactly one process's summaries."""
     model, tokenizer = tiny_model
     dialogues = [example.dialogue for example in load_split(str(dialogsum_dir), "validation")[:count]]
@@ -222,15 +244,22 @@ def test_peer_failures_become_one_line_errors(monkeypatch):
     assert distributed.as_peer_failure(ValueError("timed out")) is None
 
 
-@pytest.mark.parametrize("environment, refused", [
-    ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, "DeepSpeed ZeRO-3"),
-    ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}, None),
-    ({"ACCELERATE_USE_FSDP": "true"}, "FSDP"),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "environment, refused",
+    [
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, "DeepSpeed ZeRO-3"),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}, None),
+        ({"ACCELERATE_USE_FSDP": "true"}, "FSDP"),
+        ({}, None),
+    ],
+)
 def test_generation_inside_evaluation_is_refused_where_parameters_are_sharded(environment, refused, monkeypatch):
-    for name in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DEEPSPEED_ZERO_STAGE", "ACCELERATE_USE_FSDP",
-                 "ACCELERATE_DEEPSPEED_CONFIG_FILE"):
+    for name in (
+        "ACCELERATE_USE_DEEPSPEED",
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE",
+        "ACCELERATE_USE_FSDP",
+        "ACCELERATE_DEEPSPEED_CONFIG_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -318,15 +347,23 @@ def test_every_accelerate_preset_loads_and_validates(path):
             assert checkpoints.parameter_sharding() == "DeepSpeed ZeRO-3"
 
 
-@pytest.mark.parametrize("preset, breakage", [
-    ("ddp.yaml", ("distributed_type: MULTI_GPU", "distributed_type: MULTI_GPUS")),
-    ("ddp.yaml", ("use_cpu: false", "use_cpu: false\nnum_proceses: 2")),
-    ("ddp.yaml", ("mixed_precision: 'no'", "mixed_precision: bf17")),
-    ("fsdp.yaml", ("fsdp_transformer_layer_cls_to_wrap: T5Block",
-                   "fsdp_transformer_layer_cls_to_wrap: T5Block\n  fsdp_sharding_stratgy: FULL_SHARD")),
-    ("fsdp.yaml", ("fsdp_state_dict_type: FULL_STATE_DICT", "fsdp_state_dict_type: WHOLE_STATE_DICT")),
-    ("fsdp.yaml", ("fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP", "fsdp_auto_wrap_policy: TRANSFORMER_WRAP")),
-])
+@pytest.mark.parametrize(
+    "preset, breakage",
+    [
+        ("ddp.yaml", ("distributed_type: MULTI_GPU", "distributed_type: MULTI_GPUS")),
+        ("ddp.yaml", ("use_cpu: false", "use_cpu: false\nnum_proceses: 2")),
+        ("ddp.yaml", ("mixed_precision: 'no'", "mixed_precision: bf17")),
+        (
+            "fsdp.yaml",
+            (
+                "fsdp_transformer_layer_cls_to_wrap: T5Block",
+                "fsdp_transformer_layer_cls_to_wrap: T5Block\n  fsdp_sharding_stratgy: FULL_SHARD",
+            ),
+        ),
+        ("fsdp.yaml", ("fsdp_state_dict_type: FULL_STATE_DICT", "fsdp_state_dict_type: WHOLE_STATE_DICT")),
+        ("fsdp.yaml", ("fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP", "fsdp_auto_wrap_policy: TRANSFORMER_WRAP")),
+    ],
+)
 def test_a_broken_preset_fails_validation(preset, breakage, tmp_path):
     broken = tmp_path / preset
     broken.write_text((REPO / "configs" / "accelerate" / preset).read_text().replace(*breakage))
@@ -352,10 +389,27 @@ def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_pa
     """accelerate launch with the ddp.yaml preset, 2 processes x batch 4, against 1 process x batch 8."""
     config_file, reference = full_reference
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/ddp.yaml",
-               "--num_processes", "2", "--main_process_port", str(free_port()),
-               "-m", "sumlab", "train", str(config_file), "--out", str(out),
-               "--set", "train.per_device_train_batch_size=4", "--set", "train.tensorboard=true"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        "configs/accelerate/ddp.yaml",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "sumlab",
+        "train",
+        str(config_file),
+        "--out",
+        str(out),
+        "--set",
+        "train.per_device_train_batch_size=4",
+        "--set",
+        "train.tensorboard=true",
+    ]
     output = check_ok(run(command))
     assert output.count("run directory:") == 1, output[-3000:]  # rank 0 alone reports
 
@@ -368,7 +422,10 @@ def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_pa
     assert steps == [2, 4, 6, 8]
     writers = {path.name.split(".")[-2] for path in (out / "tensorboard").glob("events.out.tfevents*")}  # ...<pid>.<n>
     assert len(writers) == 1, writers
-    assert {p.name for p in (out / "checkpoints" / "checkpoint-8").glob("rng_state*")} == {"rng_state_0.pth", "rng_state_1.pth"}
+    assert {p.name for p in (out / "checkpoints" / "checkpoint-8").glob("rng_state*")} == {
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    }
     assert json.loads((out / "summary.json").read_text())["train_examples"] == 64
 
 
@@ -378,10 +435,22 @@ def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_w
     tiny_model_dir, dialogsum_dir, tmp_path
 ):
     """LoRA, 2 processes x batch 4 under torchrun; rank 1 is SIGKILLed after step 6 (checkpoint at 4)."""
-    config_file = write_config(tmp_path / "config.yaml", tiny_model_dir, dialogsum_dir, learning_rate=1e-2,
-                               peft={"method": "lora", "r": 8, "alpha": 16, "dropout": 0.0})
+    config_file = write_config(
+        tmp_path / "config.yaml",
+        tiny_model_dir,
+        dialogsum_dir,
+        learning_rate=1e-2,
+        peft={"method": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
+    )
     reference = training.train(load_config(TrainConfig, config_file), out_dir=tmp_path / "one-process")
-    train_args = ["train", str(config_file), "--out", str(tmp_path / "run"), "--set", "train.per_device_train_batch_size=4"]
+    train_args = [
+        "train",
+        str(config_file),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "train.per_device_train_batch_size=4",
+    ]
     started = time.monotonic()
     killed = run(torchrun(str(DRIVER), "signal", "1", "6", "SIGKILL", "--", *train_args))
     output = killed.stdout + killed.stderr
@@ -394,8 +463,9 @@ def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_w
     assert not (tmp_path / "run" / "model").exists()
 
     check_ok(run(torchrun("-m", "sumlab", *train_args, "--resume")))
-    assert_same_weights(tmp_path / "run" / "model" / "adapter_model.safetensors",
-                        reference.model_dir / "adapter_model.safetensors")
+    assert_same_weights(
+        tmp_path / "run" / "model" / "adapter_model.safetensors", reference.model_dir / "adapter_model.safetensors"
+    )
     steps = [record["step"] for record in read_log(tmp_path / "run" / "log.jsonl") if "loss" in record]
     assert steps == [2, 4, 6, 8]  # resumed from checkpoint-4: each step logged once
 
@@ -412,12 +482,35 @@ def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_
     port, processes = free_port(), []
     for rank in (0, 1):
         # 20 s: long enough for the two processes' start-up skew on a busy machine, short for a test
-        env = launch_env(**{distributed.TIMEOUT_ENV: "20", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                            "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"})
-        command = [sys.executable, str(DRIVER), "signal", "1", "3", "SIGSTOP", "--", "train", str(config_file),
-                   "--out", str(tmp_path / "run"), "--set", "train.per_device_train_batch_size=4"]
-        processes.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                          env=env, cwd=REPO))
+        env = launch_env(
+            **{
+                distributed.TIMEOUT_ENV: "20",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "WORLD_SIZE": "2",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "LOCAL_WORLD_SIZE": "2",
+            }
+        )
+        command = [
+            sys.executable,
+            str(DRIVER),
+            "signal",
+            "1",
+            "3",
+            "SIGSTOP",
+            "--",
+            "train",
+            str(config_file),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "train.per_device_train_batch_size=4",
+        ]
+        processes.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+        )
     try:
         output, _ = processes[0].communicate(timeout=TIMEOUT)
     finally:
@@ -433,10 +526,31 @@ def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_
 @pytest.mark.slow
 @pytest.mark.timeout(4 * TIMEOUT)
 def test_sumlab_generate_on_two_processes_writes_the_same_file(tiny_model_dir, dialogsum_dir, tmp_path):
-    arguments = ["generate", "--data", str(dialogsum_dir), "--split", "validation", "--limit", "37",
-                 "--model", str(tiny_model_dir), "--dtype", "float32", "--batch-size", "4", "--max-new-tokens", "12"]
-    one = subprocess.Popen([sys.executable, "-m", "sumlab", *arguments, "--out", str(tmp_path / "one.jsonl")],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=launch_env(), cwd=REPO)
+    arguments = [
+        "generate",
+        "--data",
+        str(dialogsum_dir),
+        "--split",
+        "validation",
+        "--limit",
+        "37",
+        "--model",
+        str(tiny_model_dir),
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "4",
+        "--max-new-tokens",
+        "12",
+    ]
+    one = subprocess.Popen(
+        [sys.executable, "-m", "sumlab", *arguments, "--out", str(tmp_path / "one.jsonl")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=launch_env(),
+        cwd=REPO,
+    )
     two = run(torchrun("-m", "sumlab", *arguments, "--out", str(tmp_path / "two.jsonl")))
     one_output, _ = one.communicate(timeout=TIMEOUT)
     assert one.returncode == 0, one_output[-3000:]

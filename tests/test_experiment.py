@@ -55,8 +55,15 @@ def tiny_config(model_dir: Path, data_dir: Path, **changes) -> ExperimentConfig:
             validation=SplitSelection(split="validation", limit=8),
             test=SplitSelection(split="test", limit=TEST_DIALOGUES),
         ),
-        train=TrainSettings(max_steps=4, per_device_train_batch_size=4, per_device_eval_batch_size=8, logging_steps=1,
-                            max_source_length=128, max_target_length=32, tensorboard=False),
+        train=TrainSettings(
+            max_steps=4,
+            per_device_train_batch_size=4,
+            per_device_eval_batch_size=8,
+            logging_steps=1,
+            max_source_length=128,
+            max_target_length=32,
+            tensorboard=False,
+        ),
         generation=GenerationSettings(max_new_tokens=8, max_source_length=128),
         models=[
             ModelEntry(name="original", kind="zero_shot", label="zero-shot base"),
@@ -69,8 +76,11 @@ def tiny_config(model_dir: Path, data_dir: Path, **changes) -> ExperimentConfig:
 
 def file_digests(directory: Path) -> dict[str, str]:
     """sha256 of every file under ``directory``, by relative path."""
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def markers(root: Path) -> dict[str, bytes]:
@@ -79,9 +89,11 @@ def markers(root: Path) -> dict[str, bytes]:
 
 def counting(calls: list, kind: str, function):
     """``function`` that records ``(kind, model name)`` before it runs."""
+
     def wrapper(config, entry, *args):
         calls.append((kind, entry.name))
         return function(config, entry, *args)
+
     return wrapper
 
 
@@ -109,8 +121,15 @@ def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
         patch.setattr(experiment_module, "train_model", counting(calls, "train", real_train))
         patch.setattr(experiment_module, "generate_predictions", counting(calls, "generate", real_generate))
         returned_root, results = run_experiment(config, out_dir=root)
-    return SimpleNamespace(config=config, root=returned_root, results=results, after_crash=after_crash,
-                           resume_calls=calls, base_before=base_before, base_model=tiny_model_dir)
+    return SimpleNamespace(
+        config=config,
+        root=returned_root,
+        results=results,
+        after_crash=after_crash,
+        resume_calls=calls,
+        base_before=base_before,
+        base_model=tiny_model_dir,
+    )
 
 
 # -- the artifacts ------------------------------------------------------------------------------------------------
@@ -130,7 +149,11 @@ def test_run_writes_every_artifact(experiment):
         assert read_predictions(root / "predictions" / f"{name}.jsonl").models == [name]
     for name in ("results.json", "report.html", "report.md", "lab_results.csv"):
         assert (root / name).stat().st_size > 0, name
-    assert {p.name for p in (root / "plots").glob("*.png")} == {"rouge_bars.png", "loss_curves.png", "summary_lengths.png"}
+    assert {p.name for p in (root / "plots").glob("*.png")} == {
+        "rouge_bars.png",
+        "loss_curves.png",
+        "summary_lengths.png",
+    }
     html = (root / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 3  # the plots are embedded: the file works on its own
     on_disk = json.loads((root / "results.json").read_text(encoding="utf-8"))
@@ -141,10 +164,28 @@ def test_results_follow_the_schema(experiment):
     jsonschema = pytest.importorskip("jsonschema")
     written = json.loads((experiment.root / "results.json").read_text(encoding="utf-8"))
     jsonschema.validate(written, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
-    assert list(written) == ["name", "setup", "baseline", "models", "significance", "examples", "highlight",
-                             "lab_csv", "created"]
-    assert list(written["setup"]) == ["base_model", "dataset", "splits", "eval", "prompt", "generation", "versions",
-                                      "hardware", "wall_seconds"]  # no compare sources in an experiment's setup
+    assert list(written) == [
+        "name",
+        "setup",
+        "baseline",
+        "models",
+        "significance",
+        "examples",
+        "highlight",
+        "lab_csv",
+        "created",
+    ]
+    assert list(written["setup"]) == [
+        "base_model",
+        "dataset",
+        "splits",
+        "eval",
+        "prompt",
+        "generation",
+        "versions",
+        "hardware",
+        "wall_seconds",
+    ]  # no compare sources in an experiment's setup
     results = experiment.results
     assert results.name == "tiny-lab" and results.baseline == "original" and results.lab_csv == "lab_results.csv"
     assert results.created
@@ -229,8 +270,14 @@ def test_a_failed_stage_leaves_the_finished_ones_intact(experiment):
     now = file_digests(experiment.root)
     for stage, content in crashed.markers.items():
         assert (experiment.root / "stages" / f"{stage}.json").read_bytes() == content, stage
-    for path in ("predictions/original.jsonl", "predictions/full.jsonl", "runs/full/model/model.safetensors",
-                 "runs/lora/model/adapter_model.safetensors", "runs/full/summary.json", "runs/lora/summary.json"):
+    for path in (
+        "predictions/original.jsonl",
+        "predictions/full.jsonl",
+        "runs/full/model/model.safetensors",
+        "runs/lora/model/adapter_model.safetensors",
+        "runs/full/summary.json",
+        "runs/lora/summary.json",
+    ):
         assert now[path] == crashed.files[path], path
 
 
@@ -269,8 +316,13 @@ def test_zero_shot_summaries_equal_a_fresh_base_model_after_training(experiment)
 
     config = experiment.config
     written = read_predictions(experiment.root / "predictions" / "original.jsonl")
-    fresh = summarize(load_model(config.model), load_tokenizer(config.model), written.dialogues,
-                      config.generation, resolve_template(config.prompt))
+    fresh = summarize(
+        load_model(config.model),
+        load_tokenizer(config.model),
+        written.dialogues,
+        config.generation,
+        resolve_template(config.prompt),
+    )
     assert fresh == written.predictions["original"]
     stages = experiment.root / "stages"  # and they were generated after both trainings
     assert (stages / "generate-original.json").stat().st_mtime_ns >= (stages / "train-lora.json").stat().st_mtime_ns
@@ -281,7 +333,9 @@ def test_zero_shot_summaries_equal_a_fresh_base_model_after_training(experiment)
 
 def test_another_config_on_an_existing_experiment_is_refused(experiment):
     before = file_digests(experiment.root)
-    changed = experiment.config.model_copy(update={"generation": GenerationSettings(max_new_tokens=9, max_source_length=128)})
+    changed = experiment.config.model_copy(
+        update={"generation": GenerationSettings(max_new_tokens=9, max_source_length=128)}
+    )
     with pytest.raises(SumlabError, match="config differs") as refused:
         run_experiment(changed, out_dir=experiment.root)
     assert "--overwrite" in str(refused.value)
@@ -294,7 +348,9 @@ def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment
     shutil.copytree(experiment.root, target)
     runs = experiment.root / "runs"
     config = tiny_config(
-        experiment.base_model, Path(experiment.config.data.source), name="reused",
+        experiment.base_model,
+        Path(experiment.config.data.source),
+        name="reused",
         models=[
             ModelEntry(name="original", kind="zero_shot"),
             ModelEntry(name="lora_again", kind="pretrained", path=str(runs / "lora")),  # a run directory
@@ -305,7 +361,10 @@ def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment
     assert root == target
     assert not (target / "runs").exists()  # the old experiment is gone, nothing was trained
     assert sorted(p.stem for p in (target / "stages").glob("*.json")) == [
-        "generate-full_again", "generate-lora_again", "generate-original"]
+        "generate-full_again",
+        "generate-lora_again",
+        "generate-original",
+    ]
     assert list(results.models) == ["original", "lora_again", "full_again"]
     assert results.models["lora_again"].kind == "pretrained"
     first = {example.id: example.predictions for example in experiment.results.examples}
@@ -340,7 +399,11 @@ def test_overwrite_never_deletes_a_directory_that_is_not_an_experiment(tmp_path)
 
 
 def test_repeated_model_names_are_a_clear_error():
-    entries = [{"name": "original", "kind": "zero_shot"}, {"name": "lora"}, {"name": "lora", "peft": {"method": "lora"}}]
+    entries = [
+        {"name": "original", "kind": "zero_shot"},
+        {"name": "lora"},
+        {"name": "lora", "peft": {"method": "lora"}},
+    ]
     with pytest.raises(SumlabError, match="model names must be unique; repeated: lora"):
         build_config(ExperimentConfig, {"models": entries}, "lab.yaml")
 
@@ -353,8 +416,10 @@ def test_pretrained_without_a_path_is_a_clear_error():
 def test_a_missing_pretrained_path_is_a_clear_error_before_anything_runs(tmp_path, dialogsum_dir, monkeypatch):
     config = ExperimentConfig(
         data=DataConfig(source=str(dialogsum_dir), test=SplitSelection(split="test", limit=2)),
-        models=[ModelEntry(name="full", peft=PeftSettings(method="full")),
-                ModelEntry(name="mine", kind="pretrained", path=str(tmp_path / "no-such-run"))],
+        models=[
+            ModelEntry(name="full", peft=PeftSettings(method="full")),
+            ModelEntry(name="mine", kind="pretrained", path=str(tmp_path / "no-such-run")),
+        ],
     )
     monkeypatch.setattr(experiment_module, "train_model", lambda *args: pytest.fail("training started"))
     with pytest.raises(SumlabError, match=r"models\[1\] \(mine\): path: model path not found"):
@@ -375,17 +440,29 @@ def run_command_error(args: list[str], monkeypatch, capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("entry", "says"), [
-    ("{name: lora, peft: {method: lora}, train: {learning_rat: 0.001}}",
-     "models[1] (lora): unknown key 'train.learning_rat'"),
-    ("{name: lora, peft: {method: lora}, train: {max_steps: -5}}", "models[1] (lora): train.max_steps: "),
-    ("{name: mine, kind: pretrained, path: no-such-run}", "models[1] (mine): path: model path not found: no-such-run"),
-])
-def test_sumlab_run_refuses_a_bad_entry_in_one_line_and_writes_nothing(entry, says, tmp_path, tiny_model_dir,
-                                                                        dialogsum_dir, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        (
+            "{name: lora, peft: {method: lora}, train: {learning_rat: 0.001}}",
+            "models[1] (lora): unknown key 'train.learning_rat'",
+        ),
+        ("{name: lora, peft: {method: lora}, train: {max_steps: -5}}", "models[1] (lora): train.max_steps: "),
+        (
+            "{name: mine, kind: pretrained, path: no-such-run}",
+            "models[1] (mine): path: model path not found: no-such-run",
+        ),
+    ],
+)
+def test_sumlab_run_refuses_a_bad_entry_in_one_line_and_writes_nothing(
+    entry, says, tmp_path, tiny_model_dir, dialogsum_dir, monkeypatch, capsys
+):
     config = tmp_path / "experiment.yaml"
-    config.write_text(f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{source: {dialogsum_dir}}}\n"
-                      f"models:\n  - {{name: original, kind: zero_shot}}\n  - {entry}\n", encoding="utf-8")
+    config.write_text(
+        f"model: {{name_or_path: {tiny_model_dir}}}\ndata: {{source: {dialogsum_dir}}}\n"
+        f"models:\n  - {{name: original, kind: zero_shot}}\n  - {entry}\n",
+        encoding="utf-8",
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(experiment_module, "evaluation_groups", lambda *args: pytest.fail("the experiment started"))
     line = run_command_error(["run", str(config), "--out", "experiment"], monkeypatch, capsys)
@@ -401,12 +478,25 @@ def test_lab_csv_round_trips_through_sumlab_evaluate(experiment, tmp_path):
     from sumlab.evaluation.rouge import rouge_per_example
 
     csv_path = experiment.root / "lab_results.csv"
-    columns = {"original": "original_model_summaries", "full": "instruct_model_summaries", "lora": "peft_model_summaries"}
+    columns = {
+        "original": "original_model_summaries",
+        "full": "instruct_model_summaries",
+        "lora": "peft_model_summaries",
+    }
     scores_path = tmp_path / "scores.json"
-    result = CliRunner().invoke(app, [
-        "evaluate", str(csv_path), "--references", "human_baseline_summaries",
-        "--predictions", ",".join(columns.values()), "--json", str(scores_path),
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(csv_path),
+            "--references",
+            "human_baseline_summaries",
+            "--predictions",
+            ",".join(columns.values()),
+            "--json",
+            str(scores_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = json.loads(scores_path.read_text())
     assert list(scores) == list(columns.values())

@@ -54,8 +54,9 @@ def test_truncation_counts_match_hand_made_lengths():
         DialogueExample(id=str(i), dialogue=words(source - 1), summary=words(target - 1))
         for i, (source, target) in enumerate([(9, 4), (10, 5), (11, 6), (30, 5)])
     ]
-    features, counts = tokenize_examples(examples, WordTokenizer(), "{dialogue}", max_source_length=10,
-                                         max_target_length=5)
+    features, counts = tokenize_examples(
+        examples, WordTokenizer(), "{dialogue}", max_source_length=10, max_target_length=5
+    )
     assert (counts.sources, counts.targets, counts.examples) == (2, 1, 4)  # a length equal to the limit is kept whole
     assert [len(f["input_ids"]) for f in features] == [9, 10, 10, 10]
     assert [len(f["labels"]) for f in features] == [4, 5, 5, 5]
@@ -106,7 +107,9 @@ def test_collator_pads_to_the_longest_in_batch_and_masks_label_padding(dialogues
         assert batch["input_ids"].shape == (4, max(source_lengths))
         assert batch["labels"].shape == (4, max(label_lengths))
         widths.add(batch["input_ids"].shape[1])
-        for row, (feature, source_length, label_length) in enumerate(zip(batch_features, source_lengths, label_lengths)):
+        for row, (feature, source_length, label_length) in enumerate(
+            zip(batch_features, source_lengths, label_lengths)
+        ):
             assert batch["input_ids"][row, :source_length].tolist() == feature["input_ids"]
             assert (batch["input_ids"][row, source_length:] == tokenizer.pad_token_id).all()
             assert batch["attention_mask"][row].sum().item() == source_length
@@ -127,8 +130,9 @@ def test_masked_padding_does_not_change_the_loss(dialogues, tokenizer, model):
     with torch.no_grad():
         batch = collate([dict(f) for f in features])
         logits = model(**batch).logits
-        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["labels"], reduction="none",
-                                                      ignore_index=LABEL_PAD)
+        per_token = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch["labels"], reduction="none", ignore_index=LABEL_PAD
+        )
         for row, feature in enumerate(features):
             alone = model(**collate([dict(feature)])).loss
             padded = per_token[row].sum() / len(feature["labels"])

@@ -131,12 +131,24 @@ def test_rouge_input_errors(predictions, references, kwargs):
 
 # rouge_score called directly (evaluate's per-example scores), then np.mean over the 1500 rows.
 DIRECT_MEANS = {
-    "original": {"rouge1": 0.2332775555439418, "rouge2": 0.07605161662436043,
-                 "rougeL": 0.20154301878517647, "rougeLsum": 0.20154301878517647},
-    "instruct": {"rouge1": 0.4214269714687025, "rouge2": 0.180340470221194,
-                 "rougeL": 0.3383735434370324, "rougeLsum": 0.3383735434370324},
-    "peft": {"rouge1": 0.4081321637933288, "rouge2": 0.1634540619121825,
-             "rougeL": 0.32511992855297017, "rougeLsum": 0.32511992855297017},
+    "original": {
+        "rouge1": 0.2332775555439418,
+        "rouge2": 0.07605161662436043,
+        "rougeL": 0.20154301878517647,
+        "rougeLsum": 0.20154301878517647,
+    },
+    "instruct": {
+        "rouge1": 0.4214269714687025,
+        "rouge2": 0.180340470221194,
+        "rougeL": 0.3383735434370324,
+        "rougeLsum": 0.3383735434370324,
+    },
+    "peft": {
+        "rouge1": 0.4081321637933288,
+        "rouge2": 0.1634540619121825,
+        "rougeL": 0.32511992855297017,
+        "rougeLsum": 0.32511992855297017,
+    },
 }
 # What the lab printed (evaluate's aggregate is the median of unseeded bootstrap means, hence ~1e-4 noise).
 LAB_PRINTED = {
@@ -220,8 +232,11 @@ def test_bootstrap_ci_input_errors(values, kwargs):
 
 
 def test_score_predictions_summary_and_json():
-    scores = score_predictions(["the cat sat", "a dog ran", "birds fly"],
-                               ["the cat sat on the mat", "the dog ran away", "fish swim"], samples=200)
+    scores = score_predictions(
+        ["the cat sat", "a dog ran", "birds fly"],
+        ["the cat sat on the mat", "the dog ran away", "fish swim"],
+        samples=200,
+    )
     assert set(scores.summary) == set(ROUGE_KEYS)
     assert scores.summary == summarize_scores(scores.per_example, samples=200)
     exported = json.loads(json.dumps(scores.to_json()))

@@ -37,8 +37,9 @@ def tiny_config(directory, **fields) -> ModelConfig:
 
 
 def example_batch(tokenizer) -> dict[str, torch.Tensor]:
-    encoded = tokenizer(["#Person1#: Hello, how are you?\n#Person2#: Fine.", "#Person1#: Bye."], return_tensors="pt",
-                        padding=True)
+    encoded = tokenizer(
+        ["#Person1#: Hello, how are you?\n#Person2#: Fine.", "#Person1#: Bye."], return_tensors="pt", padding=True
+    )
     labels = tokenizer(["They greet.", "One leaves."], return_tensors="pt", padding=True).input_ids
     labels[labels == tokenizer.pad_token_id] = -100
     return {"input_ids": encoded.input_ids, "attention_mask": encoded.attention_mask, "labels": labels}

@@ -116,12 +116,16 @@ def test_files_without_predictions_are_refused(tmp_path):
 
 
 def test_a_prediction_set_from_reference_groups_keeps_their_order_and_every_reference(tmp_path):
-    groups = [ReferenceGroup("test_0", "#Person1#: hi", ("Amy greets Bob.", "They say hello.")),
-              ReferenceGroup("test_1", "#Person1#: bye", ("Tom leaves.",))]
+    groups = [
+        ReferenceGroup("test_0", "#Person1#: hi", ("Amy greets Bob.", "They say hello.")),
+        ReferenceGroup("test_1", "#Person1#: bye", ("Tom leaves.",)),
+    ]
     made = PredictionSet.from_groups(groups, "lora", ["Amy says hi.", "Tom goes."])
     assert made == PredictionSet(
-        ids=["test_0", "test_1"], references=[["Amy greets Bob.", "They say hello."], ["Tom leaves."]],
-        predictions={"lora": ["Amy says hi.", "Tom goes."]}, dialogues=["#Person1#: hi", "#Person1#: bye"],
+        ids=["test_0", "test_1"],
+        references=[["Amy greets Bob.", "They say hello."], ["Tom leaves."]],
+        predictions={"lora": ["Amy says hi.", "Tom goes."]},
+        dialogues=["#Person1#: hi", "#Person1#: bye"],
     )
     write_predictions(tmp_path / "p.jsonl", made)
     assert read_predictions(tmp_path / "p.jsonl") == made
@@ -207,8 +211,9 @@ def test_scores_table_has_four_rows_per_model():
 
 
 def test_scores_table_of_one_model_has_no_improvement_column():
-    single = PredictionSet(ids=sample_set().ids, references=sample_set().references,
-                           predictions={"base": sample_set().predictions["base"]})
+    single = PredictionSet(
+        ids=sample_set().ids, references=sample_set().references, predictions={"base": sample_set().predictions["base"]}
+    )
     table = scores_table(score_models(single, EvalSettings()))
     assert [column.header for column in table.columns] == ["model", "metric", "score", "95% CI"]
     assert table.caption is None and table.row_count == 4

@@ -60,17 +60,31 @@ def screen_text(screen: io.StringIO) -> str:
 
 
 def tiny_train_config(model_dir: Path, data_dir: Path, **train: object) -> TrainConfig:
-    return build_config(TrainConfig, {
-        "name": "tiny-progress",
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": {"source": str(data_dir), "train": {"split": "train", "limit": 32},
-                 "validation": {"split": "validation", "limit": 8}},
-        "peft": {"method": "full"},
-        "train": {"max_source_length": 128, "max_target_length": 32, "per_device_train_batch_size": 8,
-                  "per_device_eval_batch_size": 4, "max_steps": 4, "logging_steps": 2, "precision": "float32",
-                  "tensorboard": False, **train},
-        "generation": {"max_new_tokens": 4},
-    })
+    return build_config(
+        TrainConfig,
+        {
+            "name": "tiny-progress",
+            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
+            "data": {
+                "source": str(data_dir),
+                "train": {"split": "train", "limit": 32},
+                "validation": {"split": "validation", "limit": 8},
+            },
+            "peft": {"method": "full"},
+            "train": {
+                "max_source_length": 128,
+                "max_target_length": 32,
+                "per_device_train_batch_size": 8,
+                "per_device_eval_batch_size": 4,
+                "max_steps": 4,
+                "logging_steps": 2,
+                "precision": "float32",
+                "tensorboard": False,
+                **train,
+            },
+            "generation": {"max_new_tokens": 4},
+        },
+    )
 
 
 def test_training_on_a_terminal_shows_the_stage_step_of_total_loss_and_time(
@@ -142,8 +156,9 @@ def test_sumlab_train_without_a_terminal_prints_no_dicts_and_no_bar_and_verbose_
     assert "run directory:" in plain.output
     assert not DICT_LINE.search(plain.output)
     assert BAR not in plain.output and "steps" not in plain.output and "\r" not in plain.output
-    assert [r["step"] for r in map(json.loads, (tmp_path / "plain" / "log.jsonl").read_text().splitlines())
-            if "loss" in r] == [2, 4]  # the log still has every record
+    assert [
+        r["step"] for r in map(json.loads, (tmp_path / "plain" / "log.jsonl").read_text().splitlines()) if "loss" in r
+    ] == [2, 4]  # the log still has every record
     assert not progress.progress_enabled() and not progress.trainer_logs_shown()  # the CLI left the library quiet
 
     verbose = runner.invoke(app, ["-v", "train", str(config_file), "--out", str(tmp_path / "verbose")])
@@ -157,11 +172,35 @@ def test_sumlab_train_without_a_terminal_prints_no_dicts_and_no_bar_and_verbose_
 def test_sumlab_generate_on_a_terminal_shows_its_progress(tiny_model_dir, dialogsum_dir, tmp_path):
     """The real command with stderr on a pseudo-terminal (as a user's shell): the CLI turns progress on."""
     controller, terminal_end = pty.openpty()
-    command = [sys.executable, "-m", "sumlab", "generate", "--data", str(dialogsum_dir), "--split", "test",
-               "--limit", "3", "--model", str(tiny_model_dir), "--dtype", "float32", "--max-new-tokens", "4",
-               "--batch-size", "2", "--out", str(tmp_path / "predictions.jsonl")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=terminal_end, cwd=REPO,
-                               env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160"})
+    command = [
+        sys.executable,
+        "-m",
+        "sumlab",
+        "generate",
+        "--data",
+        str(dialogsum_dir),
+        "--split",
+        "test",
+        "--limit",
+        "3",
+        "--model",
+        str(tiny_model_dir),
+        "--dtype",
+        "float32",
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "predictions.jsonl"),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=terminal_end,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "160"},
+    )
     os.close(terminal_end)
     chunks: list[bytes] = []
     reader = threading.Thread(target=_read_all, args=(controller, chunks))  # a full terminal would block the child

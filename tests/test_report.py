@@ -27,8 +27,11 @@ def results() -> Results:
 def report(results, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("report")
     paths = write_report(results, out)
-    return {"paths": paths, "html": paths["html"].read_text(encoding="utf-8"),
-            "markdown": paths["markdown"].read_text(encoding="utf-8")}
+    return {
+        "paths": paths,
+        "html": paths["html"].read_text(encoding="utf-8"),
+        "markdown": paths["markdown"].read_text(encoding="utf-8"),
+    }
 
 
 def embedded_data(html: str) -> dict:
@@ -138,8 +141,9 @@ def test_markdown_helpers_escape():
 
 def test_headline_for_lora_versus_full():
     text = headline(two_model_results(lora_mean=0.40, full_mean=0.42))
-    assert text.startswith("LoRA reached 95% of full fine-tuning's ROUGE-1 (0.400 vs 0.420) "
-                           "while training 1.41% of the parameters.")
+    assert text.startswith(
+        "LoRA reached 95% of full fine-tuning's ROUGE-1 (0.400 vs 0.420) while training 1.41% of the parameters."
+    )
     assert "The 2.0-point gap is statistically significant (p = 0.001)." in text
     assert "Both beat the zero-shot base: full fine-tuning by 19.0 points and LoRA by 17.0 (p < 0.001 each)." in text
 
@@ -152,8 +156,10 @@ def test_headline_says_when_a_difference_is_not_significant():
         if test.a == "lora" and test.b == "original" and test.metric == "rouge1":
             test.p_value = 0.2
     text = headline(results)
-    assert "ROUGE-1 changed by +19.0 points for full fine-tuning (p < 0.001) " \
-           "and by +17.0 points for LoRA (p = 0.200, not significant)." in text
+    assert (
+        "ROUGE-1 changed by +19.0 points for full fine-tuning (p < 0.001) "
+        "and by +17.0 points for LoRA (p = 0.200, not significant)." in text
+    )
 
 
 def test_headline_without_lora_names_the_best_model(results):
@@ -169,8 +175,10 @@ def test_headline_with_only_lora_and_an_untested_pair(results):
     del only_lora.models["full"]
     only_lora.significance = []
     text = headline(only_lora)
-    assert text == ("LoRA scored ROUGE-1 0.408, training 1.41% of the parameters. "
-                    "Against the zero-shot base, ROUGE-1 changed by +17.5 points for LoRA (not tested).")
+    assert text == (
+        "LoRA scored ROUGE-1 0.408, training 1.41% of the parameters. "
+        "Against the zero-shot base, ROUGE-1 changed by +17.5 points for LoRA (not tested)."
+    )
 
 
 def single_model(results: Results) -> Results:

@@ -46,7 +46,8 @@ def page(browser, report_url):
 
 def table_ids(driver) -> list[str]:
     return driver.execute_script(
-        "return Array.from(document.querySelectorAll('#example-table tbody tr')).map(r => r.dataset.id);")
+        "return Array.from(document.querySelectorAll('#example-table tbody tr')).map(r => r.dataset.id);"
+    )
 
 
 def first_row_score(driver, model: str) -> str:
@@ -65,8 +66,9 @@ def rouge1(example: ExampleRow, model: str) -> float:
 
 def expected_wins(results: Results, a: str, b: str) -> list[str]:
     """Ids where model a beats model b most on ROUGE-1, ties in input order, top 10."""
-    gaps = [(rouge1(example, a) - rouge1(example, b), index, example.id)
-            for index, example in enumerate(results.examples)]
+    gaps = [
+        (rouge1(example, a) - rouge1(example, b), index, example.id) for index, example in enumerate(results.examples)
+    ]
     wins = sorted((gap for gap in gaps if gap[0] > 0), key=lambda gap: (-gap[0], gap[1]))
     return [example_id for _, _, example_id in wins[:10]]
 
@@ -77,7 +79,8 @@ def test_tables_and_plots_are_visible(page, results):
     assert len(rouge_table.find_elements(By.CSS_SELECTOR, "tbody tr")) == len(results.models)
     assert "0.4210" in rouge_table.text
     widths = page.execute_script(
-        "return Array.from(document.querySelectorAll('img.plot')).map(i => i.complete ? i.naturalWidth : 0);")
+        "return Array.from(document.querySelectorAll('img.plot')).map(i => i.complete ? i.naturalWidth : 0);"
+    )
     assert len(widths) == 3 and all(width > 0 for width in widths)
     assert len(table_ids(page)) == EXAMPLES
     assert page.find_element(By.ID, "row-count").text == f"Showing all {EXAMPLES} examples."
@@ -105,8 +108,11 @@ def test_sorting_by_the_difference_between_two_models(page, results):
 
 def test_filter_keeps_only_matching_rows(page, results):
     term = "alert(1)"
-    matching = [example.id for example in results.examples
-                if term in " ".join([example.dialogue, *example.references, *example.predictions.values()])]
+    matching = [
+        example.id
+        for example in results.examples
+        if term in " ".join([example.dialogue, *example.references, *example.predictions.values()])
+    ]
     assert 0 < len(matching) < EXAMPLES
     page.find_element(By.ID, "filter").send_keys(term)
     WebDriverWait(page, 5).until(lambda driver: len(table_ids(driver)) == len(matching))
@@ -147,8 +153,10 @@ def test_long_tables_render_in_pages(browser, tmp_path):
 
 def set_viewport(driver, width: int, height: int, mobile: bool = False) -> None:
     """Emulate an exact viewport (window sizes include browser chrome, so they are not exact)."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
 
 
 def test_screenshots_and_phone_layout(page):

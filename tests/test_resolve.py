@@ -31,8 +31,20 @@ def test_hub_ids_are_not_local(name, tmp_path, monkeypatch):
     assert missing_local_path(name) is None
 
 
-@pytest.mark.parametrize("name", ["./model", "../data", "/no/such/dir", "~/runs/x", "runs/lora/model", "test.jsonl",
-                                  "rows.CSV", "split.parquet", "x.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "./model",
+        "../data",
+        "/no/such/dir",
+        "~/runs/x",
+        "runs/lora/model",
+        "test.jsonl",
+        "rows.CSV",
+        "split.parquet",
+        "x.json",
+    ],
+)
 def test_names_written_as_paths_are_local_even_when_missing(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert local_path(name) == Path(name).expanduser()

@@ -39,8 +39,16 @@ from sumlab.text.prompts import TEMPLATES  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 MAX_NEW = 12
-LIMITS = ServeLimits(max_batch_size=16, batch_wait_ms=20, max_dialogue_chars=2000, max_body_bytes=16_384,
-                     max_new_tokens_cap=32, max_beams_cap=3, max_batch_items=16, default_max_new_tokens=MAX_NEW)
+LIMITS = ServeLimits(
+    max_batch_size=16,
+    batch_wait_ms=20,
+    max_dialogue_chars=2000,
+    max_body_bytes=16_384,
+    max_new_tokens_cap=32,
+    max_beams_cap=3,
+    max_batch_items=16,
+    default_max_new_tokens=MAX_NEW,
+)
 
 
 def base_config(model_dir: Path) -> ModelConfig:
@@ -123,6 +131,7 @@ def assert_error(response, status: int, *needles: str) -> dict:
 
 # --- the API contract ----------------------------------------------------------------------------
 
+
 def test_models_lists_the_base_and_each_adapter_with_the_limits(client):
     body = client.get("/v1/models").json()
     assert [model["name"] for model in body["models"]] == ["base", "a", "b"]
@@ -153,7 +162,11 @@ def test_summarize_defaults_to_the_base_model(client, dialogues):
 
 
 def test_batch_takes_items_or_dialogues_and_keeps_their_order(client, dialogues):
-    items = [{"dialogue": dialogues[0], "model": "b"}, {"dialogue": dialogues[1]}, {"dialogue": dialogues[2], "model": "a"}]
+    items = [
+        {"dialogue": dialogues[0], "model": "b"},
+        {"dialogue": dialogues[1]},
+        {"dialogue": dialogues[2], "model": "a"},
+    ]
     by_items = client.post("/v1/summarize/batch", json={"items": items, "model": "base"}).json()
     assert [result["model"] for result in by_items["results"]] == ["b", "base", "a"]
     by_dialogues = client.post("/v1/summarize/batch", json={"dialogues": dialogues, "model": "a"}).json()
@@ -191,12 +204,14 @@ def test_web_page_is_self_contained_with_a_strict_policy(client):
 
 # --- mixed-adapter batches equal each model alone ------------------------------------------------
 
+
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_mixed_adapter_batch_equals_each_model_alone(client, tiny_model_dir, adapters, dialogues, num_beams):
     models = ["base", "a", "b"]
     items = [{"dialogue": dialogue, "model": model} for dialogue in dialogues for model in models]
-    response = client.post("/v1/summarize/batch",
-                           json={"items": items, "generation": {"max_new_tokens": MAX_NEW, "num_beams": num_beams}})
+    response = client.post(
+        "/v1/summarize/batch", json={"items": items, "generation": {"max_new_tokens": MAX_NEW, "num_beams": num_beams}}
+    )
     assert response.status_code == 200
     results = response.json()["results"]
     assert {result["batch_size"] for result in results} == {len(items)}, "all nine in one generate call"
@@ -234,12 +249,15 @@ def test_every_kind_of_model_equals_itself_alone(tiny_model_dir, adapters, dialo
     served = {(item["model"], item["dialogue"]): result["summary"] for item, result in zip(items, results)}
     sources = {"base": None, "a": adapters["a"], "d": dora, "i": ia3}
     for name, adapter in sources.items():
-        assert [served[(name, d)] for d in dialogues[:2]] == alone(tiny_model_dir, adapter, dialogues[:2], TEMPLATES["lab"])
+        assert [served[(name, d)] for d in dialogues[:2]] == alone(
+            tiny_model_dir, adapter, dialogues[:2], TEMPLATES["lab"]
+        )
     merged_alone = load_model(base_config(merged))
     tokenizer = load_tokenizer(base_config(merged))
     settings = GenerationSettings(max_new_tokens=MAX_NEW)
-    assert [served[("m", d)] for d in dialogues[:2]] == [summarize(merged_alone, tokenizer, [d], settings)[0]
-                                                          for d in dialogues[:2]]
+    assert [served[("m", d)] for d in dialogues[:2]] == [
+        summarize(merged_alone, tokenizer, [d], settings)[0] for d in dialogues[:2]
+    ]
 
 
 def test_concurrent_requests_all_succeed_and_share_batches(client, dialogues):
@@ -264,26 +282,39 @@ def test_concurrent_requests_all_succeed_and_share_batches(client, dialogues):
 
 # --- bad input: right status, JSON message, never a traceback -------------------------------------
 
-@pytest.mark.parametrize(("path", "body", "status", "needles"), [
-    ("/v1/summarize", {"dialogue": "x" * 2001}, 422, ["2001 characters", "limit of 2000", "max_dialogue_chars"]),
-    ("/v1/summarize", {"dialogue": "hi", "generation": {"max_new_tokens": 33}}, 422,
-     ["max_new_tokens=33", "limit of 32", "max_new_tokens_cap"]),
-    ("/v1/summarize", {"dialogue": "hi", "generation": {"num_beams": 4}}, 422, ["num_beams=4", "limit of 3"]),
-    ("/v1/summarize", {"dialogue": "hi", "model": "nope"}, 404, ["unknown model 'nope'", "base, a, b"]),
-    ("/v1/compare", {"dialogue": "hi", "models": ["a", "../x"]}, 404, ["unknown model '../x'"]),
-    ("/v1/summarize/batch", {"items": [{"dialogue": "hi", "model": "zz"}]}, 404, ["unknown model 'zz'"]),
-    ("/v1/summarize/batch", {"dialogues": ["hi"] * 17}, 422, ["17 dialogues", "limit of 16", "max_batch_items"]),
-    ("/v1/summarize/batch", {"dialogues": ["hi", "y" * 2001]}, 422, ["dialogues[1]", "limit of 2000"]),
-    ("/v1/summarize/batch", {"dialogues": ["hi"], "items": [{"dialogue": "hi"}]}, 422, ["either items or dialogues"]),
-    ("/v1/compare", {"dialogue": "hi", "models": ["a", "a"]}, 422, ["repeated: a"]),
-    ("/v1/compare", {"dialogue": "hi", "models": []}, 422, ["models"]),
-    ("/v1/summarize", {"dialogue": "   "}, 422, ["the dialogue is empty"]),
-    ("/v1/summarize", {"model": "a"}, 422, ["dialogue: Field required"]),
-    ("/v1/summarize", {"dialogue": 5}, 422, ["dialogue"]),
-    ("/v1/summarize", {"dialogue": "hi", "temperature": 2}, 422, ["temperature"]),
-    ("/v1/summarize", {"dialogue": "hi", "generation": {"max_new_tokens": 0}}, 422, ["max_new_tokens"]),
-    ("/v1/summarize", [], 422, ["invalid request"]),
-])
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "needles"),
+    [
+        ("/v1/summarize", {"dialogue": "x" * 2001}, 422, ["2001 characters", "limit of 2000", "max_dialogue_chars"]),
+        (
+            "/v1/summarize",
+            {"dialogue": "hi", "generation": {"max_new_tokens": 33}},
+            422,
+            ["max_new_tokens=33", "limit of 32", "max_new_tokens_cap"],
+        ),
+        ("/v1/summarize", {"dialogue": "hi", "generation": {"num_beams": 4}}, 422, ["num_beams=4", "limit of 3"]),
+        ("/v1/summarize", {"dialogue": "hi", "model": "nope"}, 404, ["unknown model 'nope'", "base, a, b"]),
+        ("/v1/compare", {"dialogue": "hi", "models": ["a", "../x"]}, 404, ["unknown model '../x'"]),
+        ("/v1/summarize/batch", {"items": [{"dialogue": "hi", "model": "zz"}]}, 404, ["unknown model 'zz'"]),
+        ("/v1/summarize/batch", {"dialogues": ["hi"] * 17}, 422, ["17 dialogues", "limit of 16", "max_batch_items"]),
+        ("/v1/summarize/batch", {"dialogues": ["hi", "y" * 2001]}, 422, ["dialogues[1]", "limit of 2000"]),
+        (
+            "/v1/summarize/batch",
+            {"dialogues": ["hi"], "items": [{"dialogue": "hi"}]},
+            422,
+            ["either items or dialogues"],
+        ),
+        ("/v1/compare", {"dialogue": "hi", "models": ["a", "a"]}, 422, ["repeated: a"]),
+        ("/v1/compare", {"dialogue": "hi", "models": []}, 422, ["models"]),
+        ("/v1/summarize", {"dialogue": "   "}, 422, ["the dialogue is empty"]),
+        ("/v1/summarize", {"model": "a"}, 422, ["dialogue: Field required"]),
+        ("/v1/summarize", {"dialogue": 5}, 422, ["dialogue"]),
+        ("/v1/summarize", {"dialogue": "hi", "temperature": 2}, 422, ["temperature"]),
+        ("/v1/summarize", {"dialogue": "hi", "generation": {"max_new_tokens": 0}}, 422, ["max_new_tokens"]),
+        ("/v1/summarize", [], 422, ["invalid request"]),
+    ],
+)
 def test_bad_input_gets_the_right_status_and_message(client, path, body, status, needles):
     body = assert_error(client.post(path, json=body), status, *needles)
     if status == 404:
@@ -382,10 +413,20 @@ async def request_then_leave(app, body: dict, leave_when) -> list[dict]:
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/v1/summarize", "raw_path": b"/v1/summarize", "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/summarize",
+        "raw_path": b"/v1/summarize",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     await app(scope, receive, send)
     return sent
 
@@ -435,6 +476,7 @@ def test_generation_stops_early_when_its_clients_have_left(registry, monkeypatch
 
 # --- auth ----------------------------------------------------------------------------------------
 
+
 def test_auth_on_requires_the_bearer_token(auth_client, dialogues):
     assert_error(auth_client.get("/v1/models"), 401, "missing bearer token")
     response = auth_client.get("/v1/models", headers={"Authorization": "Bearer wrong"})
@@ -463,15 +505,22 @@ def test_auth_off_needs_no_token(client):
 
 # --- metrics -------------------------------------------------------------------------------------
 
+
 def test_metrics_are_prometheus_text_with_the_expected_names(client, dialogues):
     client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "a"})
     client.post("/v1/summarize", json={"dialogue": dialogues[0], "model": "nope"})
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
-    for name in ("sumlab_http_requests_total", "sumlab_http_request_duration_seconds_bucket",
-                 "sumlab_queue_depth", "sumlab_batch_size_bucket", "sumlab_generate_duration_seconds_count",
-                 "sumlab_summaries_total", "sumlab_cancelled_total"):
+    for name in (
+        "sumlab_http_requests_total",
+        "sumlab_http_request_duration_seconds_bucket",
+        "sumlab_queue_depth",
+        "sumlab_batch_size_bucket",
+        "sumlab_generate_duration_seconds_count",
+        "sumlab_summaries_total",
+        "sumlab_cancelled_total",
+    ):
         assert f"\n{name}" in text, name
     assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="200"} 1' in text
     assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="404"} 1' in text
@@ -483,15 +532,19 @@ def test_metrics_are_prometheus_text_with_the_expected_names(client, dialogues):
 
 # --- the command: operator input -----------------------------------------------------------------
 
-@pytest.mark.parametrize(("item", "needle"), [
-    ("../x=/tmp", "invalid name '../x'"),
-    ("a/b=/tmp", "invalid name"),
-    ("=/tmp", "invalid name ''"),
-    ("base=/tmp", "reserved"),
-    ("no-equals-sign", "write --adapter NAME=PATH"),
-    ("x=", "the path is empty"),
-    ("x=/no/such/adapter", "path not found"),
-])
+
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [
+        ("../x=/tmp", "invalid name '../x'"),
+        ("a/b=/tmp", "invalid name"),
+        ("=/tmp", "invalid name ''"),
+        ("base=/tmp", "reserved"),
+        ("no-equals-sign", "write --adapter NAME=PATH"),
+        ("x=", "the path is empty"),
+        ("x=/no/such/adapter", "path not found"),
+    ],
+)
 def test_bad_adapter_option_is_a_sumlab_error(item, needle):
     with pytest.raises(SumlabError, match=re.escape(needle)):
         parse_named_path(item, "--adapter")
@@ -532,6 +585,7 @@ def test_command_registers_with_typer_and_reports_bad_input_as_sumlab_error():
 
 # --- the load test, as a short smoke -------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_load_benchmark_smoke(tmp_path, dialogsum_dir):
@@ -540,10 +594,23 @@ def test_load_benchmark_smoke(tmp_path, dialogsum_dir):
     import sys
 
     out = tmp_path / "serve_load.json"
-    command = [sys.executable, "benchmarks/serve_load.py", "--seconds", "2", "--fault-seconds", "2", "--clients", "8",
-               "--malformed", "12", "--out", str(out)]
-    finished = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                              timeout=300)
+    command = [
+        sys.executable,
+        "benchmarks/serve_load.py",
+        "--seconds",
+        "2",
+        "--fault-seconds",
+        "2",
+        "--clients",
+        "8",
+        "--malformed",
+        "12",
+        "--out",
+        str(out),
+    ]
+    finished = subprocess.run(
+        command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300
+    )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["checks"]["zero_errors"] and result["checks"]["faults_spare_other_clients"]

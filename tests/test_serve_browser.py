@@ -115,14 +115,18 @@ def summarize_example(driver, models: set[str]) -> list[dict]:
     assert driver.find_element(By.ID, "dialogue").get_property("value").startswith("#Person1#: Excuse me")
     choose_models(driver, models)
     driver.find_element(By.ID, "submit").click()
-    WebDriverWait(driver, 30).until(lambda d: len(cards(d)) == len(models) and d.find_element(By.ID, "submit").is_enabled())
+    WebDriverWait(driver, 30).until(
+        lambda d: len(cards(d)) == len(models) and d.find_element(By.ID, "submit").is_enabled()
+    )
     return cards(driver)
 
 
 def set_viewport(driver, width: int, height: int, mobile: bool = False) -> None:
     """Emulate an exact viewport (window sizes include browser chrome, so they are not exact)."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
 
 
 def test_compare_two_models_on_an_example_and_screenshot(browser, open_url):
@@ -145,7 +149,8 @@ def test_compare_two_models_on_an_example_and_screenshot(browser, open_url):
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, "the page scrolls sideways on a phone"
         widths = browser.execute_script(
-            "return Array.from(document.querySelectorAll('#results .card')).map(c => c.getBoundingClientRect().right)")
+            "return Array.from(document.querySelectorAll('#results .card')).map(c => c.getBoundingClientRect().right)"
+        )
         assert max(widths) <= 390, "cards stack inside the phone's width"
         height = browser.execute_script("return document.documentElement.scrollHeight")
         set_viewport(browser, 390, min(height, 4000), mobile=True)

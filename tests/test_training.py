@@ -93,7 +93,8 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str]]:
     """Every file under ``directory`` with its modification time and hash."""
     return {
         str(path.relative_to(directory)): (path.stat().st_mtime_ns, sha256(path))
-        for path in sorted(directory.rglob("*")) if path.is_file()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
     }
 
 
@@ -113,15 +114,21 @@ def initial_loss(tiny_model_dir, dialogsum_dir) -> float:
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, dialogsum_dir, tmp_path_factory):
     weights_before = sha256(tiny_model_dir / "model.safetensors")
-    config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": "lora", "r": 8, "alpha": 16},
-                         train={"learning_rate": 1e-2, "max_steps": 30, "eval_steps": 15})
+    config = tiny_config(
+        tiny_model_dir,
+        dialogsum_dir,
+        peft={"method": "lora", "r": 8, "alpha": 16},
+        train={"learning_rate": 1e-2, "max_steps": 30, "eval_steps": 15},
+    )
     result, model = train_capturing_model(config, tmp_path_factory.mktemp("lora") / "run")
     return {"config": config, "result": result, "model": model, "weights_before": weights_before}
 
 
 @pytest.fixture(scope="module")
 def full_run(tiny_model_dir, dialogsum_dir, tmp_path_factory):
-    config = tiny_config(tiny_model_dir, dialogsum_dir, train={"learning_rate": 3e-3, "max_steps": 30, "eval_steps": 15})
+    config = tiny_config(
+        tiny_model_dir, dialogsum_dir, train={"learning_rate": 3e-3, "max_steps": 30, "eval_steps": 15}
+    )
     result, model = train_capturing_model(config, tmp_path_factory.mktemp("full") / "run")
     return {"config": config, "result": result, "model": model}
 
@@ -146,7 +153,8 @@ def test_lora_leaves_the_base_bit_identical_and_trains_only_adapters(lora_run, t
     assert sha256(tiny_model_dir / "model.safetensors") == lora_run["weights_before"]  # the base on disk
     inside = {
         name.replace(".base_layer.", "."): tensor
-        for name, tensor in model.get_base_model().state_dict().items() if "lora_" not in name
+        for name, tensor in model.get_base_model().state_dict().items()
+        if "lora_" not in name
     }
     original = base_state(tiny_model_dir)
     assert inside.keys() == original.keys()
@@ -188,7 +196,10 @@ def test_run_directory_holds_every_artifact(run_name, request, tiny_model_dir):
     assert expected <= model_files
     assert "tokenizer.json" in model_files and "tokenizer_config.json" in model_files
     assert not any(name.endswith(".bin") for name in model_files)
-    assert AutoTokenizer.from_pretrained(root / "model").get_vocab() == AutoTokenizer.from_pretrained(tiny_model_dir).get_vocab()
+    assert (
+        AutoTokenizer.from_pretrained(root / "model").get_vocab()
+        == AutoTokenizer.from_pretrained(tiny_model_dir).get_vocab()
+    )
 
     metrics = json.loads((root / "metrics.json").read_text())
     assert metrics["eval_loss"] == run["result"].metrics["eval_loss"] and "train_loss" in metrics
@@ -209,8 +220,10 @@ def test_run_directory_holds_every_artifact(run_name, request, tiny_model_dir):
     assert [r["step"] for r in train_records] == list(range(5, 31, 5))
     assert all(r["learning_rate"] > 0 and r["loss"] > 0 for r in train_records)
     assert [r["step"] for r in records if "eval_loss" in r][:2] == [15, 30]
-    assert any(path.name.startswith("events.out.tfevents") and path.stat().st_size > 0
-               for path in (root / "tensorboard").rglob("*"))
+    assert any(
+        path.name.startswith("events.out.tfevents") and path.stat().st_size > 0
+        for path in (root / "tensorboard").rglob("*")
+    )
 
 
 # ---------------------------------------------------------------- run directories: overwrite, resume
@@ -245,8 +258,12 @@ def test_overwrite_replaces_the_run(tiny_model_dir, dialogsum_dir, tmp_path):
     root = tmp_path / "run"
     root.mkdir()
     (root / "stale.txt").write_text("from an older run")
-    config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": "lora"},
-                         train={"max_steps": 2, "max_source_length": 64, "tensorboard": False})
+    config = tiny_config(
+        tiny_model_dir,
+        dialogsum_dir,
+        peft={"method": "lora"},
+        train={"max_steps": 2, "max_source_length": 64, "tensorboard": False},
+    )
     config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
     with pytest.raises(SumlabError, match="already exists"):
         training.train(config, out_dir=root)
@@ -260,9 +277,19 @@ def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_model_dir
     """Checkpointing trades compute for memory and must not change the result (nor cut LoRA's gradients)."""
     adapters, losses = {}, {}
     for checkpointing in (False, True):
-        config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": "lora"},
-                             train={"learning_rate": 1e-2, "max_steps": 3, "max_source_length": 64, "logging_steps": 1,
-                                    "gradient_checkpointing": checkpointing, "tensorboard": False})
+        config = tiny_config(
+            tiny_model_dir,
+            dialogsum_dir,
+            peft={"method": "lora"},
+            train={
+                "learning_rate": 1e-2,
+                "max_steps": 3,
+                "max_source_length": 64,
+                "logging_steps": 1,
+                "gradient_checkpointing": checkpointing,
+                "tensorboard": False,
+            },
+        )
         config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
         result = training.train(config, out_dir=tmp_path / str(checkpointing))
         adapters[checkpointing] = load_file(result.model_dir / "adapter_model.safetensors")
@@ -279,9 +306,20 @@ def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
     method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path
 ):
     """In-process twin of the SIGKILL test below: a crash while checkpoint-12 was being saved, simulated on disk."""
-    config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": method}, data={"validation": None},
-                         train={"learning_rate": learning_rate, "max_steps": 12, "save_steps": 4, "logging_steps": 2,
-                                "max_source_length": 64, "tensorboard": False})
+    config = tiny_config(
+        tiny_model_dir,
+        dialogsum_dir,
+        peft={"method": method},
+        data={"validation": None},
+        train={
+            "learning_rate": learning_rate,
+            "max_steps": 12,
+            "save_steps": 4,
+            "logging_steps": 2,
+            "max_source_length": 64,
+            "tensorboard": False,
+        },
+    )
     weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
     reference = training.train(config, out_dir=tmp_path / "reference")
 
@@ -302,7 +340,9 @@ def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
     # resumed from checkpoint-8 and the log trimmed back to it: each step logged once, with the reference's losses
     logged = [record for record in read_log(root / "log.jsonl") if "loss" in record]
     reference_logged = [record for record in read_log(reference.run_dir / "log.jsonl") if "loss" in record]
-    assert [record["step"] for record in logged] == [record["step"] for record in reference_logged] == [2, 4, 6, 8, 10, 12]
+    assert (
+        [record["step"] for record in logged] == [record["step"] for record in reference_logged] == [2, 4, 6, 8, 10, 12]
+    )
     assert [record["loss"] for record in logged] == pytest.approx([record["loss"] for record in reference_logged])
 
 
@@ -322,9 +362,16 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> str:
 @pytest.mark.parametrize("method, learning_rate", [("lora", 1e-2), ("full", 1e-3)])
 def test_resume_after_kill_gives_the_same_final_weights(method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path):
     config = tiny_config(
-        tiny_model_dir, dialogsum_dir, peft={"method": method},
-        train={"learning_rate": learning_rate, "max_steps": 20, "save_steps": 5, "max_source_length": 128,
-               "tensorboard": False},
+        tiny_model_dir,
+        dialogsum_dir,
+        peft={"method": method},
+        train={
+            "learning_rate": learning_rate,
+            "max_steps": 20,
+            "save_steps": 5,
+            "max_source_length": 128,
+            "tensorboard": False,
+        },
     )
     config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
     config_file = tmp_path / "config.yaml"
@@ -365,28 +412,36 @@ def test_every_preset_config_loads(path):
         pytest.skip("an experiment config (top-level models:), not a training config")
     config = load_config(TrainConfig, path)
     assert isinstance(config, TrainConfig)
-    header = "".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)[:5]
-                     if line.startswith("#"))
+    header = "".join(
+        line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)[:5] if line.startswith("#")
+    )
     assert "sumlab train" in header and path.name in header, "a preset starts with a comment giving its command"
 
 
 @pytest.fixture()
 def config_file(tiny_model_dir, dialogsum_dir, tmp_path) -> Path:
-    config = tiny_config(tiny_model_dir, dialogsum_dir, peft={"method": "lora"},
-                         train={"max_steps": 2, "max_source_length": 64, "tensorboard": False})
+    config = tiny_config(
+        tiny_model_dir,
+        dialogsum_dir,
+        peft={"method": "lora"},
+        train={"max_steps": 2, "max_source_length": 64, "tensorboard": False},
+    )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
     return path
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("peft.method=sparse", "peft.method"),
-    ("peft.r=0", "peft.r"),
-    ("peft.r=-4", "peft.r"),
-    ("train.learning_rate=-0.001", "train.learning_rate"),
-    ("train.learnig_rate=0.001", "unknown key 'train.learnig_rate'"),
-    ("surprise=1", "unknown key 'surprise'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("peft.method=sparse", "peft.method"),
+        ("peft.r=0", "peft.r"),
+        ("peft.r=-4", "peft.r"),
+        ("train.learning_rate=-0.001", "train.learning_rate"),
+        ("train.learnig_rate=0.001", "unknown key 'train.learnig_rate'"),
+        ("surprise=1", "unknown key 'surprise'"),
+    ],
+)
 def test_bad_values_are_refused_when_the_config_loads(config_file, override, expected):
     with pytest.raises(SumlabError) as info:
         load_config(TrainConfig, config_file, [override])
@@ -394,12 +449,15 @@ def test_bad_values_are_refused_when_the_config_loads(config_file, override, exp
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("peft.targets=[foo]", "target modules ['foo'] are not in the model"),
-    ("peft.ia3_feedforward=[bar]", "target modules ['bar'] are not in the model"),
-    ("data.source=/no/such/dialogsum", "not found"),
-    ("train.save_steps=3", "train.save_steps=3 is not a multiple of train.eval_steps=2"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("peft.targets=[foo]", "target modules ['foo'] are not in the model"),
+        ("peft.ia3_feedforward=[bar]", "target modules ['bar'] are not in the model"),
+        ("data.source=/no/such/dialogsum", "not found"),
+        ("train.save_steps=3", "train.save_steps=3 is not a multiple of train.eval_steps=2"),
+    ],
+)
 def test_bad_configs_are_refused_before_training(config_file, override, expected, tmp_path, monkeypatch):
     method = "ia3" if "ia3" in override else "lora"
     config = load_config(TrainConfig, config_file, [override, f"peft.method={method}", "train.eval_steps=2"])
@@ -435,8 +493,19 @@ def test_float16_is_refused_for_t5(config_file, tmp_path, monkeypatch):
 
 def test_cli_train_with_overrides(config_file, tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "sumlab", "train", str(config_file), "--set", "train.max_steps=3",
-               "--set", "train.logging_steps=1", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "sumlab",
+        "train",
+        str(config_file),
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "train.logging_steps=1",
+        "--out",
+        str(out),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=SINGLE_THREAD_ENV)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert str(out) in completed.stdout
@@ -446,8 +515,17 @@ def test_cli_train_with_overrides(config_file, tmp_path):
 
 
 def test_cli_bad_override_is_one_line_and_exit_2(config_file, tmp_path):
-    command = [sys.executable, "-m", "sumlab", "train", str(config_file), "--set", "train.nope=1",
-               "--out", str(tmp_path / "run")]
+    command = [
+        sys.executable,
+        "-m",
+        "sumlab",
+        "train",
+        str(config_file),
+        "--set",
+        "train.nope=1",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=SINGLE_THREAD_ENV)
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()

@@ -43,24 +43,27 @@ def mlflow_config(model_dir: Path, data_dir: Path, name: str, validation: bool =
         "train": {"split": "train", "limit": 48},
         "validation": {"split": "validation", "limit": 8} if validation else None,
     }
-    return build_config(TrainConfig, {
-        "name": name,
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": data,
-        "peft": {"method": "lora"},
-        "train": {
-            "learning_rate": 3e-3,
-            "max_steps": STEPS,
-            "logging_steps": LOGGING_STEPS,
-            "per_device_train_batch_size": 8,
-            "max_source_length": 128,
-            "max_target_length": 64,
-            "precision": "float32",
-            "tensorboard": False,
-            "mlflow": True,
-            **train,
+    return build_config(
+        TrainConfig,
+        {
+            "name": name,
+            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
+            "data": data,
+            "peft": {"method": "lora"},
+            "train": {
+                "learning_rate": 3e-3,
+                "max_steps": STEPS,
+                "logging_steps": LOGGING_STEPS,
+                "per_device_train_batch_size": 8,
+                "max_source_length": 128,
+                "max_target_length": 64,
+                "precision": "float32",
+                "tensorboard": False,
+                "mlflow": True,
+                **train,
+            },
         },
-    })
+    )
 
 
 def read_back(store_uri: str, experiment_name: str):
@@ -142,7 +145,6 @@ def test_mlflow_runs_in_one_process_keep_their_own_store(tiny_model_dir, dialogs
     for result, name, other in ((first, "first", "second"), (second, "second", "first")):
         client, _ = read_back((result.run_dir / "mlruns").resolve().as_uri(), name)
         assert client.get_experiment_by_name(other) is None
-
 
 
 def test_mlflow_logs_into_a_run_the_caller_opened(tiny_model_dir, dialogsum_dir, tmp_path):

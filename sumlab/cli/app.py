@@ -55,8 +55,17 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-for command in (generate.summarize, generate.generate, evaluate.evaluate, models.inspect, train.train, models.merge,
-                experiment.run, experiment.compare, experiment.demo):
+for command in (
+    generate.summarize,
+    generate.generate,
+    evaluate.evaluate,
+    models.inspect,
+    train.train,
+    models.merge,
+    experiment.run,
+    experiment.compare,
+    experiment.demo,
+):
     app.command()(command)
 data_app.command("audit")(data.data_audit)
 app.command("serve")(serve.serve_command)
@@ -84,4 +93,3 @@ def main() -> None:
         sys.stdout.flush()
         # the process group is broken: a normal exit runs its C++ destructors, which abort (SIGABRT)
         os._exit(2)
-

@@ -12,7 +12,9 @@ from sumlab.errors import SumlabError
 
 
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="a predictions file, or a CSV/JSONL table with --references/--predictions")],
+    file: Annotated[
+        Path, typer.Argument(help="a predictions file, or a CSV/JSONL table with --references/--predictions")
+    ],
     references: Annotated[Optional[str], typer.Option("--references", help="table column with the reference")] = None,
     predictions: Annotated[Optional[str], typer.Option("--predictions", help="table columns, comma-separated")] = None,
     aggregate: Annotated[str, typer.Option("--aggregate", help="multi-reference: max or mean")] = "max",
@@ -28,7 +30,9 @@ def evaluate(
     if aggregate not in ("max", "mean"):
         raise SumlabError(f"unknown --aggregate {aggregate!r}", "use max or mean")
     if (references is None) != (predictions is None):
-        raise SumlabError("--references and --predictions go together", "give both for a table, neither for a predictions file")
+        raise SumlabError(
+            "--references and --predictions go together", "give both for a table, neither for a predictions file"
+        )
     if references is not None:
         columns = [column.strip() for column in predictions.split(",") if column.strip()]
         prediction_set = read_table(file, references, columns)

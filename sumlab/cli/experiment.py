@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def run(
     config: ConfigArg,
     overrides: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="experiment directory (default: experiments/<name>)")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="experiment directory (default: experiments/<name>)")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="start again, replacing --out")] = False,
 ) -> None:
     """Run the lab's experiment (zero-shot vs full vs LoRA...), with statistics and a report; reruns continue."""
@@ -68,7 +70,9 @@ def _checked_aggregate(settings, aggregate: str):
 
 
 def demo(
-    data: Annotated[Optional[str], typer.Option("--data", help="run on this dataset instead of the bundled corpus")] = None,
+    data: Annotated[
+        Optional[str], typer.Option("--data", help="run on this dataset instead of the bundled corpus")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="experiment directory")] = Path("sumlab-demo"),
     overrides: SetOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="start again, replacing --out")] = False,

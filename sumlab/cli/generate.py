@@ -47,13 +47,21 @@ def summarize(
 
     dialogue = _read_dialogue(file)
     loaded_model, loaded_tokenizer, text_template = _load_summarizer(
-        model, random_init, tokenizer, dtype, allow_pickle, prompt, template)
+        model, random_init, tokenizer, dtype, allow_pickle, prompt, template
+    )
     settings = generation_options(max_new_tokens, num_beams, 1)
     print(summarize_dialogues(loaded_model, loaded_tokenizer, [dialogue], settings, text_template)[0])
 
 
-def _load_summarizer(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool,
-                     prompt: str, template: str | None):
+def _load_summarizer(
+    model: str,
+    random_init: bool,
+    tokenizer: str | None,
+    dtype: str,
+    allow_pickle: bool,
+    prompt: str,
+    template: str | None,
+):
     """The model, tokenizer and prompt template the options name; the template is checked before anything loads."""
     from sumlab.models.loading import load_model, load_tokenizer
 
@@ -81,9 +89,13 @@ def _read_dialogue(file: str) -> str:
 
 def generate(
     data: DataOpt = DEFAULT_DATASET,
-    out: Annotated[Path, typer.Option("--out", help="predictions file to write (JSON Lines)")] = Path("predictions.jsonl"),
+    out: Annotated[Path, typer.Option("--out", help="predictions file to write (JSON Lines)")] = Path(
+        "predictions.jsonl"
+    ),
     model: ModelOpt = DEFAULT_MODEL,
-    name: Annotated[Optional[str], typer.Option("--name", help="model name in the file (default: from --model)")] = None,
+    name: Annotated[
+        Optional[str], typer.Option("--name", help="model name in the file (default: from --model)")
+    ] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="at most this many dialogues")] = None,
     every_nth: Annotated[int, typer.Option("--every-nth", min=1, help="keep every n-th dialogue")] = 1,
@@ -116,9 +128,12 @@ def generate(
         raise SumlabError(str(exc), "pass --name with a simple model name") from None
     groups = select_groups(group_references(load_split(data, split)), limit=limit, every_nth=every_nth)
     loaded_model, loaded_tokenizer, text_template = _load_summarizer(
-        model, random_init, tokenizer, dtype, allow_pickle, prompt, template)
+        model, random_init, tokenizer, dtype, allow_pickle, prompt, template
+    )
     settings = generation_options(max_new_tokens, num_beams, batch_size)
-    summaries = summarize_dialogues(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template)
+    summaries = summarize_dialogues(
+        loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template
+    )
     if not is_main_process():
         return
     write_predictions(out, PredictionSet.from_groups(groups, model_name, summaries))

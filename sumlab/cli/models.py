@@ -26,7 +26,9 @@ def inspect(
     lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 32,
     lora_targets: Annotated[
         Optional[str],
-        typer.Option("--lora-targets", help="comma-separated module names (default: the architecture's q and v, as the lab)"),
+        typer.Option(
+            "--lora-targets", help="comma-separated module names (default: the architecture's q and v, as the lab)"
+        ),
     ] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the counts as JSON")] = None,
 ) -> None:

@@ -16,17 +16,25 @@ console = Console()
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model directory")]
 
 
-BaseModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="base model: hub id or directory (default: the one the adapters were trained on)")]
+BaseModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", "-m", help="base model: hub id or directory (default: the one the adapters were trained on)"
+    ),
+]
 
 
 DataOpt = Annotated[str, typer.Option("--data", help="hub id, or a local file or directory")]
 
 
-RandomInitOpt = Annotated[bool, typer.Option("--random-init", help="build the architecture with random weights (offline)")]
+RandomInitOpt = Annotated[
+    bool, typer.Option("--random-init", help="build the architecture with random weights (offline)")
+]
 
 
-TokenizerOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="tokenizer id or directory, if not the model's")]
+TokenizerOpt = Annotated[
+    Optional[str], typer.Option("--tokenizer", help="tokenizer id or directory, if not the model's")
+]
 
 
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto, float32 or bfloat16 (float16 is refused for T5)")]
@@ -54,8 +62,13 @@ def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: s
     """The ModelConfig that the model options describe (a bad value is a SumlabError naming the option)."""
     from sumlab.config import ModelConfig, build_config
 
-    fields = {"name_or_path": model, "random_init": random_init, "tokenizer": tokenizer, "dtype": dtype,
-              "allow_pickle": allow_pickle}
+    fields = {
+        "name_or_path": model,
+        "random_init": random_init,
+        "tokenizer": tokenizer,
+        "dtype": dtype,
+        "allow_pickle": allow_pickle,
+    }
     return build_config(ModelConfig, fields, "options")
 
 
@@ -82,4 +95,6 @@ def refuse_overwrite(path: Path, overwrite: bool) -> None:
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config (see configs/)")]
 
 
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a config value: key.path=value (repeatable)")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="override a config value: key.path=value (repeatable)")
+]

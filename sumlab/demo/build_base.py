@@ -36,7 +36,9 @@ MEAN_SPAN = 3.0
 MAX_CONTINUATION = 64
 
 
-def corrupt_spans(ids: list[int], sentinel_ids: list[int], eos_id: int, rng: random.Random) -> tuple[list[int], list[int]]:
+def corrupt_spans(
+    ids: list[int], sentinel_ids: list[int], eos_id: int, rng: random.Random
+) -> tuple[list[int], list[int]]:
     """T5 span corruption of one sequence: (input with sentinels, target of sentinel + dropped span ...)."""
     length = len(ids)
     n_noise = max(1, round(length * NOISE_DENSITY))
@@ -81,12 +83,18 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return torch.tensor([row + [value] * (width - len(row)) for row in rows])
 
 
-def pretrain(model, tokenizer, dialogues: list[str], *, steps: int, batch_size: int, lr: float, seed: int) -> list[dict]:
+def pretrain(
+    model, tokenizer, dialogues: list[str], *, steps: int, batch_size: int, lr: float, seed: int
+) -> list[dict]:
     """Span-corruption pretraining with AdamW and a linear decay; returns the loss log."""
     rng = random.Random(seed)
-    token_lists = [ids[:MAX_TOKENS] for ids in tokenizer(dialogues, add_special_tokens=False)["input_ids"] if len(ids) > 8]
+    token_lists = [
+        ids[:MAX_TOKENS] for ids in tokenizer(dialogues, add_special_tokens=False)["input_ids"] if len(ids) > 8
+    ]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 100) * (1 - step / steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 100) * (1 - step / steps)
+    )
     model.train()
     history = []
     batches = pretraining_batches(token_lists, tokenizer, batch_size, rng)
@@ -119,13 +127,19 @@ def build_base(out: Path, *, steps: int, batch_size: int, lr: float, seed: int) 
     history = pretrain(model, tokenizer, dialogues, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     model.config.dropout_rate = 0.1  # pretrained without dropout for speed; fine-tuning uses T5's usual 0.1
     save_model_dir(model, tokenizer, out)
-    write_json_atomic(out / "build_info.json", {
-        "command": f"python -m sumlab.demo.build_base --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed}",
-        "objective": "T5 span corruption (15% noise, mean span 3) and prefix LM, on demo-corpus dialogues only",
-        "dialogues": len(dialogues), "vocab_size": len(tokenizer), "architecture": ARCHITECTURE,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "seconds": round(time.perf_counter() - started, 1), "loss": history,
-    })
+    write_json_atomic(
+        out / "build_info.json",
+        {
+            "command": f"python -m sumlab.demo.build_base --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed}",
+            "objective": "T5 span corruption (15% noise, mean span 3) and prefix LM, on demo-corpus dialogues only",
+            "dialogues": len(dialogues),
+            "vocab_size": len(tokenizer),
+            "architecture": ARCHITECTURE,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "seconds": round(time.perf_counter() - started, 1),
+            "loss": history,
+        },
+    )
     return out
 
 

@@ -66,11 +66,13 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 SPLITS = ("train", "validation", "test")
 EVAL_SHARE = 1 / 12  # of all dialogues, for validation and for test each
-HELD_OUT_OUTCOMES = frozenset({
-    ("hairdresser appointment", "alternative"),
-    ("car rental", "declined"),
-    ("course enrolment", "waitlist"),
-})
+HELD_OUT_OUTCOMES = frozenset(
+    {
+        ("hairdresser appointment", "alternative"),
+        ("car rental", "declined"),
+        ("course enrolment", "waitlist"),
+    }
+)
 HELD_OUT_VALUE_CHANCE = 0.4
 SPEAKER_TAGS = ("#Person1#", "#Person2#")
 TURN_RANGE = (6, 14)  # fewest and most turns a dialogue may have; others are redrawn

@@ -101,11 +101,15 @@ def read_predictions(path: str | Path) -> PredictionSet:
         for name, summary in row["predictions"].items():
             if name not in predictions and len(ids) > 1:  # a model the earlier lines lack
                 first_line = rows[0][0]
-                raise SumlabError(f"{path}:{first_line}: no prediction for model {name!r}", "every line needs every model")
+                raise SumlabError(
+                    f"{path}:{first_line}: no prediction for model {name!r}", "every line needs every model"
+                )
             predictions.setdefault(name, []).append(str(summary))
         for name, summaries in predictions.items():
             if len(summaries) < len(ids):
-                raise SumlabError(f"{path}:{line_number}: no prediction for model {name!r}", "every line needs every model")
+                raise SumlabError(
+                    f"{path}:{line_number}: no prediction for model {name!r}", "every line needs every model"
+                )
     if not ids or not predictions:
         raise SumlabError(f"{path} holds no predictions", "generate some with `sumlab generate`")
     return PredictionSet(ids=ids, references=references, predictions=predictions, dialogues=dialogues)
@@ -116,7 +120,9 @@ def read_table(path: str | Path, reference_column: str, prediction_columns: Sequ
     file = Path(path)
     if not prediction_columns:
         raise SumlabError("no prediction columns given", "name at least one, e.g. --predictions COL1,COL2")
-    records = _read_csv_records(file) if file.suffix.lower() == ".csv" else [row for _, row in _read_jsonl_objects(file)]
+    records = (
+        _read_csv_records(file) if file.suffix.lower() == ".csv" else [row for _, row in _read_jsonl_objects(file)]
+    )
     if not records:
         raise SumlabError(f"{file} has no rows", "check the file")
     wanted = [reference_column, *prediction_columns]
@@ -163,7 +169,9 @@ def _read_jsonl_objects(file: Path) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SumlabError(f"{file}:{number}: malformed JSON: {exc.msg}", "each line must be one JSON object") from None
+            raise SumlabError(
+                f"{file}:{number}: malformed JSON: {exc.msg}", "each line must be one JSON object"
+            ) from None
         if not isinstance(row, dict):
             raise SumlabError(f"{file}:{number}: expected a JSON object", "each line must be one JSON object")
         rows.append((number, row))

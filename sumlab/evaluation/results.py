@@ -23,7 +23,11 @@ from sumlab.evaluation.scoring import metric_scores
 from sumlab.evaluation.statistics import approximate_randomization, paired_bootstrap
 from sumlab.runtime.fileio import write_text_atomic
 
-LAB_COLUMNS = {"baseline": "original_model_summaries", "full": "instruct_model_summaries", "lora": "peft_model_summaries"}
+LAB_COLUMNS = {
+    "baseline": "original_model_summaries",
+    "full": "instruct_model_summaries",
+    "lora": "peft_model_summaries",
+}
 LAB_REFERENCE_COLUMN = "human_baseline_summaries"
 LAB_CSV_NAME = "lab_results.csv"
 
@@ -35,8 +39,10 @@ def significance_table(scores: dict[str, ModelScores], settings: EvalSettings) -
     for b, a in combinations(scores, 2):  # a comes later in the list: delta is a - b, e.g. lora - original
         for key in ROUGE_KEYS:
             result = test(
-                scores[a].per_example[key], scores[b].per_example[key],
-                samples=settings.significance_samples, seed=settings.seed,
+                scores[a].per_example[key],
+                scores[b].per_example[key],
+                samples=settings.significance_samples,
+                seed=settings.seed,
             )
             rows.append(PairedTest(a=a, b=b, metric=key, **result.to_json()))
     return rows
@@ -46,16 +52,18 @@ def example_rows(predictions: PredictionSet, scores: dict[str, ModelScores]) -> 
     """Each evaluated dialogue with its references, every model's summary and its per-example ROUGE."""
     rows = []
     for index, example_id in enumerate(predictions.ids):
-        rows.append(ExampleRow(
-            id=example_id,
-            dialogue=predictions.dialogues[index] if predictions.dialogues else "",
-            references=predictions.references[index],
-            predictions={name: summaries[index] for name, summaries in predictions.predictions.items()},
-            scores={
-                name: {key: round(float(model_scores.per_example[key][index]), 6) for key in ROUGE_KEYS}
-                for name, model_scores in scores.items()
-            },
-        ))
+        rows.append(
+            ExampleRow(
+                id=example_id,
+                dialogue=predictions.dialogues[index] if predictions.dialogues else "",
+                references=predictions.references[index],
+                predictions={name: summaries[index] for name, summaries in predictions.predictions.items()},
+                scores={
+                    name: {key: round(float(model_scores.per_example[key][index]), 6) for key in ROUGE_KEYS}
+                    for name, model_scores in scores.items()
+                },
+            )
+        )
     return rows
 
 
@@ -93,9 +101,14 @@ def build_results(
         info = models_info.get(model_name) or ModelInfo()
         gains = improvement(model_scores.summary, scores[baseline].summary)
         models[model_name] = ModelResult(
-            kind=info.kind, method=info.method, label=info.label or model_name, base_model=info.base_model,
-            scores=metric_scores(model_scores), improvement={key: round(value, 4) for key, value in gains.items()},
-            cost=info.cost, log=info.log,
+            kind=info.kind,
+            method=info.method,
+            label=info.label or model_name,
+            base_model=info.base_model,
+            scores=metric_scores(model_scores),
+            improvement={key: round(value, 4) for key, value in gains.items()},
+            cost=info.cost,
+            log=info.log,
         )
     extra = {} if created is None else {"created": created}
     return Results(
@@ -153,4 +166,3 @@ def write_lab_csv(results: Results, out_dir: Path) -> Path:
     path = Path(out_dir) / (results.lab_csv or LAB_CSV_NAME)
     write_text_atomic(path, lab_csv_text(results))
     return path
-

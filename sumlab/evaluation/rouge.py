@@ -51,19 +51,25 @@ def _rouge_scorer() -> rouge_scorer.RougeScorer:
 def _reference_lists(predictions: Sequence[str], references: Sequence[Sequence[str] | str]) -> list[list[str]]:
     """Check the inputs and return one list of reference strings per prediction."""
     if isinstance(predictions, str) or isinstance(references, str):
-        raise SumlabError("predictions and references must be sequences, not a single string",
-                          "wrap a single example in a list: [prediction], [reference]")
+        raise SumlabError(
+            "predictions and references must be sequences, not a single string",
+            "wrap a single example in a list: [prediction], [reference]",
+        )
     if len(predictions) != len(references):
-        raise SumlabError(f"got {len(predictions)} predictions but {len(references)} references",
-                          "pass one reference (or one list of references) per prediction")
+        raise SumlabError(
+            f"got {len(predictions)} predictions but {len(references)} references",
+            "pass one reference (or one list of references) per prediction",
+        )
     reference_lists = []
     for index, (prediction, refs) in enumerate(zip(predictions, references)):
         refs = [refs] if isinstance(refs, str) else list(refs)
         if not refs:
             raise SumlabError(f"example {index} has no reference", "give every prediction at least one reference")
         if not all(isinstance(text, str) for text in [prediction, *refs]):
-            raise SumlabError(f"example {index} has a prediction or reference that is not a string",
-                              "replace missing values (None/NaN) with '' or drop the row")
+            raise SumlabError(
+                f"example {index} has a prediction or reference that is not a string",
+                "replace missing values (None/NaN) with '' or drop the row",
+            )
         reference_lists.append(refs)
     return reference_lists
 
@@ -96,8 +102,9 @@ def rouge_per_example(
     scores = np.zeros((len(predictions), len(ROUGE_KEYS)))
     for index, (prediction, refs) in enumerate(zip(predictions, reference_lists)):
         # rouge_score's argument order is (target, prediction).
-        per_reference = np.array([[result[key].fmeasure for key in ROUGE_KEYS]
-                                  for result in (scorer.score(ref, prediction) for ref in refs)])
+        per_reference = np.array(
+            [[result[key].fmeasure for key in ROUGE_KEYS] for result in (scorer.score(ref, prediction) for ref in refs)]
+        )
         scores[index] = per_reference.max(axis=0) if aggregate == "max" else per_reference.mean(axis=0)
     return {key: scores[:, column] for column, key in enumerate(ROUGE_KEYS)}
 
@@ -166,5 +173,3 @@ def improvement(
         return score.mean if isinstance(score, MetricSummary) else float(score)
 
     return {key: (mean_of(candidate[key]) - mean_of(baseline[key])) * 100 for key in candidate}
-
-

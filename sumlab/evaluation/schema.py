@@ -248,8 +248,10 @@ def read_results(path: str | Path) -> Results:
     try:
         return Results.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise SumlabError(f"{path} is not a sumlab results file: {_describe(exc)}",
-                          "give the results.json that `sumlab run` or `sumlab compare` wrote") from None
+        raise SumlabError(
+            f"{path} is not a sumlab results file: {_describe(exc)}",
+            "give the results.json that `sumlab run` or `sumlab compare` wrote",
+        ) from None
 
 
 def read_run_summary(path: str | Path) -> RunSummary:
@@ -262,8 +264,10 @@ def read_run_summary(path: str | Path) -> RunSummary:
     try:
         return RunSummary.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise SumlabError(f"{path} is not a sumlab run summary: {_describe(exc)}",
-                          "give a run directory that `sumlab train` or `sumlab run` wrote") from None
+        raise SumlabError(
+            f"{path} is not a sumlab run summary: {_describe(exc)}",
+            "give a run directory that `sumlab train` or `sumlab run` wrote",
+        ) from None
 
 
 def results_json_schema() -> dict:

@@ -21,8 +21,13 @@ def score_models(predictions: PredictionSet, settings: EvalSettings) -> dict[str
     ``settings.aggregate`` combines several references (best or mean); ``settings.seed`` seeds the bootstrap.
     """
     return {
-        name: score_predictions(summaries, predictions.references, aggregate=settings.aggregate,
-                                samples=settings.bootstrap_samples, seed=settings.seed)
+        name: score_predictions(
+            summaries,
+            predictions.references,
+            aggregate=settings.aggregate,
+            samples=settings.bootstrap_samples,
+            seed=settings.seed,
+        )
         for name, summaries in predictions.predictions.items()
     }
 
@@ -34,8 +39,10 @@ def metric_scores(scores: ModelScores) -> dict[str, MetricScore]:
 
 def scores_to_json(scores: dict[str, ModelScores]) -> dict:
     """``{model: {metric: {"mean": x, "ci95": [lo, hi]}}}``."""
-    return {name: {key: score.model_dump(mode="json") for key, score in metric_scores(model_scores).items()}
-            for name, model_scores in scores.items()}
+    return {
+        name: {key: score.model_dump(mode="json") for key, score in metric_scores(model_scores).items()}
+        for name, model_scores in scores.items()
+    }
 
 
 def scores_table(scores: dict[str, ModelScores], title: str = "ROUGE (mean, 95% bootstrap CI)") -> Table:
@@ -54,8 +61,12 @@ def scores_table(scores: dict[str, ModelScores], title: str = "ROUGE (mean, 95% 
         gains = improvement(model_scores.summary, baseline)
         for position, key in enumerate(ROUGE_KEYS):
             summary = model_scores.summary[key]
-            cells = [name if position == 0 else "", key, f"{summary.mean:.4f}",
-                     f"[{summary.ci95[0]:.4f}, {summary.ci95[1]:.4f}]"]
+            cells = [
+                name if position == 0 else "",
+                key,
+                f"{summary.mean:.4f}",
+                f"[{summary.ci95[0]:.4f}, {summary.ci95[1]:.4f}]",
+            ]
             if compared:
                 cells.append("" if name == baseline_name else f"{gains[key]:+.2f}")
             table.add_row(*cells, end_section=position == len(ROUGE_KEYS) - 1)

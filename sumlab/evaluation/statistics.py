@@ -15,8 +15,10 @@ _MAX_CHUNK_ELEMENTS = 4_000_000
 def _as_float_vector(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if array.ndim != 1 or array.size == 0:
-        raise SumlabError(f"{name} must be a non-empty 1-D array of per-example scores, got shape {array.shape}",
-                          "pass one score per example")
+        raise SumlabError(
+            f"{name} must be a non-empty 1-D array of per-example scores, got shape {array.shape}",
+            "pass one score per example",
+        )
     return array
 
 
@@ -75,8 +77,10 @@ class PairedTestResult:
 def _paired_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = _as_float_vector(a, "a"), _as_float_vector(b, "b")
     if a.size != b.size:
-        raise SumlabError(f"paired scores differ in length: {a.size} vs {b.size}",
-                          "score both systems on the same examples, in the same order")
+        raise SumlabError(
+            f"paired scores differ in length: {a.size} vs {b.size}",
+            "score both systems on the same examples, in the same order",
+        )
     return a - b
 
 
@@ -104,9 +108,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, samples: int = 10000, seed
     )
 
 
-def approximate_randomization(
-    a: np.ndarray, b: np.ndarray, *, samples: int = 10000, seed: int = 0
-) -> PairedTestResult:
+def approximate_randomization(a: np.ndarray, b: np.ndarray, *, samples: int = 10000, seed: int = 0) -> PairedTestResult:
     """Paired approximate randomization (permutation) test of per-example scores ``a`` and ``b``.
 
     Each sample swaps ``a_i`` and ``b_i`` with probability 1/2, i.e. flips the sign of ``a_i - b_i``.
@@ -117,7 +119,8 @@ def approximate_randomization(
     _check_resampling(samples)
     rng = np.random.default_rng(seed)
     permuted = _draw_in_chunks(
-        samples, differences.size,
+        samples,
+        differences.size,
         lambda rows: (rng.choice((-1.0, 1.0), size=(rows, differences.size)) * differences).mean(axis=1),
     )
     observed = float(differences.mean())

@@ -45,8 +45,9 @@ def report_predictions(
     from sumlab.report import write_report
 
     scores = score_models(predictions, settings)
-    results = build_results(predictions, scores, settings, name=name, setup=setup, models_info=models_info,
-                            created=created)
+    results = build_results(
+        predictions, scores, settings, name=name, setup=setup, models_info=models_info, created=created
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / RESULTS_FILE, results.to_json())
@@ -64,8 +65,9 @@ def read_input(path: Path) -> tuple[list[PredictionSet], dict[str, ModelInfo], S
     if path.is_dir():
         results_file = path / RESULTS_FILE
         if not results_file.is_file():
-            raise SumlabError(f"{path} has no {RESULTS_FILE}",
-                              "give a finished `sumlab run` directory or a predictions file")
+            raise SumlabError(
+                f"{path} has no {RESULTS_FILE}", "give a finished `sumlab run` directory or a predictions file"
+            )
         results = read_results(results_file)
         sets = [read_predictions(path / "predictions" / f"{name}.jsonl") for name in results.models]
         return sets, {name: model.info() for name, model in results.models.items()}, results.setup
@@ -98,5 +100,4 @@ def compare(
         info.update(input_info)
         setup = setup or input_setup
     setup = (setup or Setup()).model_copy(update={"sources": [str(p) for p in inputs]})
-    return report_predictions(merge_prediction_sets(sets), settings, out_dir, name=name, setup=setup,
-                              models_info=info)
+    return report_predictions(merge_prediction_sets(sets), settings, out_dir, name=name, setup=setup, models_info=info)

@@ -100,8 +100,9 @@ def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> Exp
     return paths
 
 
-def run_stage(paths: ExperimentPaths, stage: str, action: Callable[[], None],
-              place: tuple[int, int] | None = None) -> bool:
+def run_stage(
+    paths: ExperimentPaths, stage: str, action: Callable[[], None], place: tuple[int, int] | None = None
+) -> bool:
     """Run ``action`` unless ``stage`` finished before; mark it finished. Returns whether it ran.
 
     With several processes, all run the action (each does its share) and rank 0 decides and marks.
@@ -124,8 +125,11 @@ def evaluation_groups(config: ExperimentConfig) -> list[ReferenceGroup]:
     selection = config.data.test
     rows = load_split(config.data.source, selection.split, config.data.columns)
     return select_groups(
-        group_references(rows), limit=selection.limit, every_nth=selection.every_nth,
-        shuffle=selection.shuffle, seed=config.data.seed,
+        group_references(rows),
+        limit=selection.limit,
+        every_nth=selection.every_nth,
+        shuffle=selection.shuffle,
+        seed=config.data.seed,
     )
 
 
@@ -147,13 +151,15 @@ def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: Expe
     if saved.kind == "adapter":
         model = attach_adapter(load_model(base_config), saved.directory, allow_pickle=base_config.allow_pickle)
         return model, load_tokenizer(ModelConfig(name_or_path=str(saved.directory)))
-    model_config = ModelConfig(name_or_path=str(saved.directory), dtype=base_config.dtype,
-                               allow_pickle=base_config.allow_pickle)
+    model_config = ModelConfig(
+        name_or_path=str(saved.directory), dtype=base_config.dtype, allow_pickle=base_config.allow_pickle
+    )
     return load_model(model_config), load_tokenizer(model_config)
 
 
-def generate_predictions(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths,
-                         groups: list[ReferenceGroup]) -> None:
+def generate_predictions(
+    config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths, groups: list[ReferenceGroup]
+) -> None:
     """Summarize the evaluation dialogues with one model and write ``predictions/<name>.jsonl``."""
     model, tokenizer = load_for_generation(config, entry, paths)
     dialogues = [group.dialogue for group in groups]
@@ -209,16 +215,25 @@ def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], pat
         dataset=config.data.source,
         splits={which: _selection_size(config, which) for which in ("train", "validation")},
         eval=EvalSetup(
-            split=config.data.test.split, dialogues=len(groups),
-            references_per_dialogue=round(references / max(len(groups), 1), 2), aggregate=config.eval.aggregate,
+            split=config.data.test.split,
+            dialogues=len(groups),
+            references_per_dialogue=round(references / max(len(groups), 1), 2),
+            aggregate=config.eval.aggregate,
         ),
         prompt=resolve_template(config.prompt),
         generation=config.generation.model_dump(mode="json"),
-        versions={"sumlab": sumlab.__version__, "torch": torch.__version__,
-                  "transformers": transformers.__version__, "peft": peft.__version__,
-                  "python": platform.python_version()},
-        hardware=Hardware(device="cuda" if torch.cuda.is_available() else "cpu", cpu_count=os.cpu_count(),
-                          gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None),
+        versions={
+            "sumlab": sumlab.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "python": platform.python_version(),
+        },
+        hardware=Hardware(
+            device="cuda" if torch.cuda.is_available() else "cpu",
+            cpu_count=os.cpu_count(),
+            gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        ),
         wall_seconds=round(sum(stage_seconds), 1),
     )
 
@@ -235,7 +250,9 @@ def _selection_size(config: ExperimentConfig, which: str) -> int | None:
     return len(load_selection(config.data, which))
 
 
-def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, Results]:
+def run_experiment(
+    config: ExperimentConfig, *, out_dir: str | Path | None = None, overwrite: bool = False
+) -> tuple[Path, Results]:
     """Run (or continue) the experiment and write results.json, the report and the lab CSV.
 
     Returns:
@@ -245,10 +262,15 @@ def run_experiment(config: ExperimentConfig, *, out_dir: str | Path | None = Non
     config.check_paths()  # a typo in a path fails now, not after hours of training the others
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
-    stages = [(f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
-              for entry in config.models if entry.kind == "train"]
-    stages += [(f"generate-{entry.name}", lambda entry=entry: generate_predictions(config, entry, paths, groups))
-               for entry in config.models]
+    stages = [
+        (f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
+        for entry in config.models
+        if entry.kind == "train"
+    ]
+    stages += [
+        (f"generate-{entry.name}", lambda entry=entry: generate_predictions(config, entry, paths, groups))
+        for entry in config.models
+    ]
     for place, (stage, action) in enumerate(stages, start=1):
         run_stage(paths, stage, action, place=(place, len(stages)))
     results = run_on_main(analyse, config, paths, groups)  # scored once, by rank 0
@@ -259,7 +281,10 @@ def analyse(config: ExperimentConfig, paths: ExperimentPaths, groups: list[Refer
     """Score, test and report from the cached predictions (cheap, so always redone)."""
     sets = [read_predictions(paths.predictions / f"{entry.name}.jsonl") for entry in config.models]
     return report_predictions(
-        merge_prediction_sets(sets), config.eval, paths.root, name=config.name,
+        merge_prediction_sets(sets),
+        config.eval,
+        paths.root,
+        name=config.name,
         setup=experiment_setup(config, groups, paths),
         models_info={entry.name: model_info(config, entry, paths) for entry in config.models},
         created=_now(),

@@ -89,8 +89,10 @@ def summarize(
     model.eval()
     pairs: list[tuple[int, str]] = []  # (index into dialogues, summary)
     try:
-        with _prefix_in_cache(model), progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues",
-                                                   show=show) as bar:
+        with (
+            _prefix_in_cache(model),
+            progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues", show=show) as bar,
+        ):
             for batch in mine:
                 texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
                 pairs += zip(batch, texts)
@@ -100,8 +102,9 @@ def summarize(
     return gather_in_input_order(pairs, len(dialogues), state.num_processes)
 
 
-def generate_from_ids(model, tokenizer, batch: Sequence[Sequence[int]], settings: GenerationSettings,
-                      **extra) -> tuple[list[str], list[int]]:
+def generate_from_ids(
+    model, tokenizer, batch: Sequence[Sequence[int]], settings: GenerationSettings, **extra
+) -> tuple[list[str], list[int]]:
     """One ``generate`` call on a batch of prompt ids: the summaries and how many tokens each took.
 
     A causal model's prompts are padded on the left, so that every row continues right after its prompt,
@@ -109,10 +112,11 @@ def generate_from_ids(model, tokenizer, batch: Sequence[Sequence[int]], settings
     """
     causal = is_causal(model)
     device = next(model.parameters()).device
-    features = tokenizer.pad({"input_ids": [list(ids) for ids in batch]}, return_tensors="pt",
-                             padding_side="left" if causal else "right").to(device)
+    features = tokenizer.pad(
+        {"input_ids": [list(ids) for ids in batch]}, return_tensors="pt", padding_side="left" if causal else "right"
+    ).to(device)
     output = model.generate(**features, **generation_kwargs(settings, tokenizer, model), **extra)
-    generated = output[:, features["input_ids"].shape[1]:] if causal else output[:, 1:]
+    generated = output[:, features["input_ids"].shape[1] :] if causal else output[:, 1:]
     texts = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
     if tokenizer.pad_token_id is None:
         return texts, [generated.shape[1]] * len(texts)

@@ -88,8 +88,12 @@ def _check_all_weights_loaded(model, adapter_dir: Path, name: str) -> None:
 
 def is_quantized(model) -> bool:
     """True for a model loaded in 8 or 4 bits."""
-    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-                or getattr(model, "quantization_config", None) or getattr(model.config, "quantization_config", None))
+    return bool(
+        getattr(model, "is_loaded_in_4bit", False)
+        or getattr(model, "is_loaded_in_8bit", False)
+        or getattr(model, "quantization_config", None)
+        or getattr(model.config, "quantization_config", None)
+    )
 
 
 @torch.inference_mode()

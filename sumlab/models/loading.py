@@ -90,8 +90,9 @@ def load_model(config: ModelConfig, device: torch.device | None = None) -> PreTr
     return model.to(device or pick_device())
 
 
-def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool = False,
-                    family: str = "auto") -> PreTrainedModel:
+def load_pretrained(
+    name_or_path: str, precision: Precision, allow_pickle: bool = False, family: str = "auto"
+) -> PreTrainedModel:
     """``from_pretrained`` (seq2seq or causal) with safetensors by default and never remote code."""
     _check_local_exists(name_or_path, "model")
     source = _expand(name_or_path)
@@ -106,7 +107,9 @@ def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool 
     except SumlabError:
         raise
     except (OSError, ValueError) as exc:
-        raise SumlabError(f"could not load the model {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)) from None
+        raise SumlabError(
+            f"could not load the model {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)
+        ) from None
     if name_or_path in BUNDLED_MODELS:
         model.config.name_or_path = name_or_path  # adapters then record the portable name, not a site-packages path
     if model.get_output_embeddings() is not None and (
@@ -117,5 +120,3 @@ def load_pretrained(name_or_path: str, precision: Precision, allow_pickle: bool 
         # lm_head with the embedding, and a saved config.json would tell transformers 4 to tie (and rescale).
         model.config.tie_word_embeddings = False
     return model
-
-

@@ -90,7 +90,9 @@ def build_peft_config(settings: PeftSettings, model: nn.Module) -> PeftConfig:
             lora_dropout=settings.dropout,
             bias=settings.bias,
             use_dora=method == "dora",
-            fan_in_fan_out=any(isinstance(module, Conv1D) for module in model.modules()),  # GPT-2's weights are (in, out)
+            fan_in_fan_out=any(
+                isinstance(module, Conv1D) for module in model.modules()
+            ),  # GPT-2's weights are (in, out)
             task_type=task,
         )
     if method == "ia3":

@@ -32,6 +32,9 @@ def load_4bit_model(config: ModelConfig):
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
     model = auto_model_class(model_family(config)).from_pretrained(
-        resolve_bundled(config.name_or_path), quantization_config=quantization, use_safetensors=True, trust_remote_code=False
+        resolve_bundled(config.name_or_path),
+        quantization_config=quantization,
+        use_safetensors=True,
+        trust_remote_code=False,
     )
     return prepare_model_for_kbit_training(model)

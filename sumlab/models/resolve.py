@@ -89,8 +89,10 @@ def require_saved_model(path: str | Path) -> SavedModel:
     if saved.kind == "missing":
         raise SumlabError(f"model path not found: {saved.directory}", "check the path (models[].path in a config)")
     if saved.kind == "other":
-        raise SumlabError(f"no model or adapter in {saved.directory}",
-                          "give a model directory, an adapter directory, or a run directory holding one in model/")
+        raise SumlabError(
+            f"no model or adapter in {saved.directory}",
+            "give a model directory, an adapter directory, or a run directory holding one in model/",
+        )
     return saved
 
 

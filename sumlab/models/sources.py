@@ -45,8 +45,11 @@ def _hub_hint(name_or_path: str) -> str:
 def known_architectures() -> dict[str, Path]:
     """Bundled configs of known architectures, by hub id (``google--flan-t5-base.json`` is ``google/flan-t5-base``)."""
     folder = resources.files("sumlab.models") / "architectures"
-    return {entry.name.removesuffix(".json").replace("--", "/", 1): Path(str(entry)) for entry in folder.iterdir()
-            if entry.name.endswith(".json")}
+    return {
+        entry.name.removesuffix(".json").replace("--", "/", 1): Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
 
 
 def architecture_config(name_or_path: str) -> PretrainedConfig:
@@ -58,4 +61,6 @@ def architecture_config(name_or_path: str) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(_expand(name_or_path), trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        raise SumlabError(f"could not read the config of {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)) from None
+        raise SumlabError(
+            f"could not read the config of {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)
+        ) from None

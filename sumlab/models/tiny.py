@@ -41,8 +41,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, causal: bool =
         backend.post_processor = processors.TemplateProcessing(
             single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 3)]
         )
-        return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>",
-                                       unk_token="<unk>", bos_token="<s>", model_max_length=1024)
+        return PreTrainedTokenizerFast(
+            tokenizer_object=backend,
+            pad_token="<pad>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            bos_token="<s>",
+            model_max_length=1024,
+        )
     backend.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
     )
@@ -79,25 +85,44 @@ def build_tiny_t5(
     return model
 
 
-def build_tiny_llama(vocab_size: int, *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4,
-                     seed: int = 0) -> LlamaForCausalLM:
+def build_tiny_llama(
+    vocab_size: int, *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4, seed: int = 0
+) -> LlamaForCausalLM:
     """A randomly initialised Llama of the given size, with the tiny causal tokenizer's ids (pad 0, eos 1, bos 3)."""
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
-        max_position_embeddings=1024, pad_token_id=0, eos_token_id=1, bos_token_id=3, tie_word_embeddings=False,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=1024,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=3,
+        tie_word_embeddings=False,
         initializer_range=0.2,  # wider than 0.02, as a trained model's weights are: small changes then show
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
 
 
-def build_tiny_gpt2(vocab_size: int, *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4,
-                    seed: int = 0) -> GPT2LMHeadModel:
+def build_tiny_gpt2(
+    vocab_size: int, *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4, seed: int = 0
+) -> GPT2LMHeadModel:
     """A randomly initialised GPT-2 of the given size (no dropout), with the tiny causal tokenizer's ids."""
     config = GPT2Config(
-        vocab_size=vocab_size, n_embd=hidden_size, n_layer=num_layers, n_head=num_heads, n_positions=1024,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=0, eos_token_id=1, bos_token_id=3,
+        vocab_size=vocab_size,
+        n_embd=hidden_size,
+        n_layer=num_layers,
+        n_head=num_heads,
+        n_positions=1024,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=3,
         initializer_range=0.2,
     )
     torch.manual_seed(seed)

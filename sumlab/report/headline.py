@@ -68,8 +68,9 @@ def _single_model_sentence(results: Results) -> str:
     key = results.baseline
     summary = results.models[key].scores[HEADLINE_METRIC]
     low, high = summary.ci95
-    return (f"Only {fmt.model_label(results, key)} was evaluated: ROUGE-1 {summary.mean:.3f} "
-            f"(95% CI {low:.3f}–{high:.3f}).")
+    return (
+        f"Only {fmt.model_label(results, key)} was evaluated: ROUGE-1 {summary.mean:.3f} (95% CI {low:.3f}–{high:.3f})."
+    )
 
 
 def _lead_sentence(results: Results, candidates: list[str]) -> str:
@@ -91,8 +92,10 @@ def _lora_versus_full(results: Results, lora: str, full: str) -> str:
     lora_label, full_label = fmt.model_label(results, lora), fmt.model_label(results, full)
     lora_mean, full_mean = _mean(results, lora), _mean(results, full)
     ratio = lora_mean / full_mean if full_mean else float("nan")
-    sentence = (f"{fmt.capitalize_first(lora_label)} reached {ratio:.0%} of {full_label}'s ROUGE-1 "
-                f"({lora_mean:.3f} vs {full_mean:.3f})")
+    sentence = (
+        f"{fmt.capitalize_first(lora_label)} reached {ratio:.0%} of {full_label}'s ROUGE-1 "
+        f"({lora_mean:.3f} vs {full_mean:.3f})"
+    )
     share = _trained_percent(results, lora)
     if share is not None:
         sentence += f" while training {fmt.percent(share)} of the parameters"

@@ -37,28 +37,38 @@ MISSING_PLOT_NOTES = {
     "loss_curves": "No training logs were recorded, so there are no loss curves.",
     "summary_lengths": "The results hold no per-example summaries, so there is no length distribution.",
 }
-NAV = [("setup", "Setup"), ("rouge", "ROUGE"), ("significance", "Significance"), ("cost", "Cost"),
-       ("plots", "Plots"), ("qualitative", "Qualitative"), ("examples", "All examples"), ("export", "CSV")]
+NAV = [
+    ("setup", "Setup"),
+    ("rouge", "ROUGE"),
+    ("significance", "Significance"),
+    ("cost", "Cost"),
+    ("plots", "Plots"),
+    ("qualitative", "Qualitative"),
+    ("examples", "All examples"),
+    ("export", "CSV"),
+]
 
 
 def render_html(results: Results, plots: dict[str, bytes | None]) -> str:
     """The whole report page as one HTML string."""
     title = f"sumlab report · {results.name or 'run'}"
-    body = "\n".join([
-        _header(results),
-        _setup_section(results),
-        _table_section("rouge", "ROUGE scores", rouge_table(results), "rouge-table"),
-        _significance_section(results),
-        _table_section("cost", "Cost", cost_table(results), "cost-table"),
-        _plots_section(plots),
-        qualitative_section(results),
-        examples_section(results),
-        _export_section(results),
-        _footer(results),
-    ])
+    body = "\n".join(
+        [
+            _header(results),
+            _setup_section(results),
+            _table_section("rouge", "ROUGE scores", rouge_table(results), "rouge-table"),
+            _significance_section(results),
+            _table_section("cost", "Cost", cost_table(results), "cost-table"),
+            _plots_section(plots),
+            qualitative_section(results),
+            examples_section(results),
+            _export_section(results),
+            _footer(results),
+        ]
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>\n{_asset('report.css')}</style>\n</head>\n"
         f"<body>\n{body}\n<script>\n{_asset('report.js')}</script>\n</body>\n</html>\n"
     )
@@ -107,18 +117,21 @@ def _scorecards(results: Results) -> str:
 def _setup_section(results: Results) -> str:
     items = "".join(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>" for name, value in setup_items(results))
     prompt = results.setup.prompt
-    prompt_html = f"<h3>Prompt</h3><pre class=\"prompt\">{escape(prompt)}</pre>" if prompt else ""
+    prompt_html = f'<h3>Prompt</h3><pre class="prompt">{escape(prompt)}</pre>' if prompt else ""
     return f'<section id="setup" class="wrap"><h2>Setup</h2><dl class="setup">{items}</dl>{prompt_html}</section>'
 
 
 def render_table(table: Table, table_id: str) -> str:
     """A :class:`Table` as an HTML table inside a horizontally scrollable box."""
     head = "".join(f'<th scope="col">{escape(header)}</th>' for header in table.headers)
-    body = "".join("<tr>" + "".join(_cell(cell, index) for index, cell in enumerate(row)) + "</tr>"
-                   for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(_cell(cell, index) for index, cell in enumerate(row)) + "</tr>" for row in table.rows
+    )
     caption = f'<p class="caption">{escape(table.caption)}</p>' if table.caption else ""
-    return (f'<div class="table-scroll"><table class="data" id="{table_id}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>{caption}")
+    return (
+        f'<div class="table-scroll"><table class="data" id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>{caption}"
+    )
 
 
 def _cell(cell: Cell, column: int) -> str:
@@ -173,8 +186,10 @@ def _footer(results: Results) -> str:
     version = results.setup.versions.get("sumlab")
     made_by = f"sumlab {version}" if version else "sumlab"
     created = f" on {results.created}" if results.created else ""
-    return (f'<footer class="wrap">Built by {escape(made_by)}{escape(created)} from results.json, which holds '
-            "every number on this page.</footer>")
+    return (
+        f'<footer class="wrap">Built by {escape(made_by)}{escape(created)} from results.json, which holds '
+        "every number on this page.</footer>"
+    )
 
 
 def _export_section(results: Results) -> str:
@@ -183,8 +198,10 @@ def _export_section(results: Results) -> str:
         body = '<p class="note">No lab-compatible CSV was written for this run.</p>'
     else:
         link = f'<a class="download" href="{escape(quote(name))}" download>{escape(name)}</a>'
-        body = (f"<p>{link} holds every summary in the lab's layout (<code>human_baseline_summaries</code>, "
-                "<code>original_model_summaries</code>, "
-                "<code>instruct_model_summaries</code>, <code>peft_model_summaries</code>, plus a column per extra "
-                "model), so the lab's pandas code reads it unchanged. It lies next to this report.</p>")
+        body = (
+            f"<p>{link} holds every summary in the lab's layout (<code>human_baseline_summaries</code>, "
+            "<code>original_model_summaries</code>, "
+            "<code>instruct_model_summaries</code>, <code>peft_model_summaries</code>, plus a column per extra "
+            "model), so the lab's pandas code reads it unchanged. It lies next to this report.</p>"
+        )
     return f'<section id="export" class="wrap"><h2>Lab-compatible CSV</h2>{body}</section>'

@@ -42,8 +42,7 @@ def explorer_data(results: Results) -> dict:
     """What the page script needs: models, the default pair for wins/losses, and each example."""
     models = list(results.models)
     candidates = [key for key in models if key != results.baseline]
-    best = max(candidates, key=lambda key: results.models[key].scores[EXAMPLE_METRIC].mean) \
-        if candidates else models[0]
+    best = max(candidates, key=lambda key: results.models[key].scores[EXAMPLE_METRIC].mean) if candidates else models[0]
     return {
         "models": [{"key": key, "label": fmt.model_label(results, key)} for key in models],
         "pair": [best, results.baseline],
@@ -67,8 +66,10 @@ def qualitative_section(results: Results) -> str:
         body = '<p class="note">No examples were highlighted for this run.</p>'
     else:
         body = "".join(_qualitative_card(results, example) for example in chosen)
-    intro = ("<p>The lab's side-by-side: the dialogue, the human reference and what each model wrote, "
-             "with each summary's ROUGE-1 against the references.</p>")
+    intro = (
+        "<p>The lab's side-by-side: the dialogue, the human reference and what each model wrote, "
+        "with each summary's ROUGE-1 against the references.</p>"
+    )
     return f'<section id="qualitative" class="wrap"><h2>Qualitative comparison</h2>{intro}{body}</section>'
 
 
@@ -78,13 +79,15 @@ def _qualitative_card(results: Results, example: ExampleRow) -> str:
     for key in results.models:
         score = example_score(example, key)
         badge = "" if score is None else f'<span class="badge">ROUGE-1 {fmt.score(score)}</span>'
-        summaries.append(f'<div class="summary-block"><h4>{escape(fmt.model_label(results, key))} {badge}</h4>'
-                         f"<p>{escape(example.predictions.get(key, ''))}</p></div>")
+        summaries.append(
+            f'<div class="summary-block"><h4>{escape(fmt.model_label(results, key))} {badge}</h4>'
+            f"<p>{escape(example.predictions.get(key, ''))}</p></div>"
+        )
     return (
         f'<article class="qualitative"><h3>Example {escape(example.id)}</h3><div class="side-by-side">'
         f'<div><h4>Dialogue</h4><pre class="dialogue">{escape(example.dialogue)}</pre></div>'
         f'<div><div class="summary-block reference"><h4>Human reference</h4>{references}</div>'
-        f'{"".join(summaries)}</div></div></article>'
+        f"{''.join(summaries)}</div></div></article>"
     )
 
 
@@ -92,8 +95,10 @@ def examples_section(results: Results) -> str:
     """The sortable, filterable per-example table and the wins/losses view, filled in by the page script."""
     count = len(results.examples)
     if not count:
-        return ('<section id="examples" class="wrap"><h2>All examples</h2>'
-                '<p class="note">The results hold no per-example summaries.</p></section>')
+        return (
+            '<section id="examples" class="wrap"><h2>All examples</h2>'
+            '<p class="note">The results hold no per-example summaries.</p></section>'
+        )
     return f"""<section id="examples" class="wrap wide">
 <h2>All examples</h2>
 <p>Every evaluated dialogue ({count}) with each model's summary and its ROUGE-1. Click a column header to sort;

@@ -52,8 +52,10 @@ def md_table(table: Table) -> str:
     if not table.rows:
         return ""
     alignments = ["---:" if cell.numeric else ":---" for cell in table.rows[0]]
-    lines = ["| " + " | ".join(md_text(header) for header in table.headers) + " |",
-             "| " + " | ".join(alignments) + " |"]
+    lines = [
+        "| " + " | ".join(md_text(header) for header in table.headers) + " |",
+        "| " + " | ".join(alignments) + " |",
+    ]
     for row in table.rows:
         cells = []
         for cell in row:
@@ -129,8 +131,10 @@ def _example_preview(results: Results) -> str:
         return ""
     models = list(results.models)
     headers = ["id", "Dialogue (start)", "Reference", *(fmt.model_label(results, key) for key in models)]
-    lines = ["| " + " | ".join(md_text(header) for header in headers) + " |",
-             "| " + " | ".join([":---"] * len(headers)) + " |"]
+    lines = [
+        "| " + " | ".join(md_text(header) for header in headers) + " |",
+        "| " + " | ".join([":---"] * len(headers)) + " |",
+    ]
     for example in examples[:PREVIEW_ROWS]:
         cells = [md_text(cell) for cell in (example.id, _preview(example.dialogue), " / ".join(example.references))]
         for key in models:
@@ -138,9 +142,11 @@ def _example_preview(results: Results) -> str:
             cells.append(md_text(example.predictions.get(key, "")) + f" ({fmt.score(score)})")
         lines.append("| " + " | ".join(cells) + " |")
     shown = min(PREVIEW_ROWS, len(examples))
-    intro = (f"## Examples\n\nThe first {shown} of {len(examples)} examples; ROUGE-1 in parentheses. "
-             "The full table, sortable and filterable with biggest wins and losses between models, "
-             "is in [report.html](report.html).")
+    intro = (
+        f"## Examples\n\nThe first {shown} of {len(examples)} examples; ROUGE-1 in parentheses. "
+        "The full table, sortable and filterable with biggest wins and losses between models, "
+        "is in [report.html](report.html)."
+    )
     return intro + "\n\n" + "\n".join(lines)
 
 
@@ -148,6 +154,8 @@ def _export(results: Results) -> str:
     name = results.lab_csv
     if not name:
         return ""
-    return (f"## Lab-compatible CSV\n\n[{md_text(name)}]({quote(name)}) holds every summary in the lab's layout "
-            "(`human_baseline_summaries`, `original_model_summaries`, `instruct_model_summaries`, "
-            "`peft_model_summaries`, plus a column per extra model), so the lab's pandas code reads it unchanged.")
+    return (
+        f"## Lab-compatible CSV\n\n[{md_text(name)}]({quote(name)}) holds every summary in the lab's layout "
+        "(`human_baseline_summaries`, `original_model_summaries`, `instruct_model_summaries`, "
+        "`peft_model_summaries`, plus a column per extra model), so the lab's pandas code reads it unchanged."
+    )

@@ -21,8 +21,15 @@ DPI = 100
 # Colour-blind-friendly palette (Okabe-Ito); the same model keeps the same colour in every plot.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 REFERENCE_COLOR = "#777777"
-STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
-         "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+}
 
 
 def model_colors(results: Results) -> dict[str, str]:
@@ -60,8 +67,16 @@ def rouge_bars(results: Results) -> bytes:
         below = [scores[metric].mean - scores[metric].ci95[0] for metric in metrics]
         above = [scores[metric].ci95[1] - scores[metric].mean for metric in metrics]
         positions = [group + (index - (len(models) - 1) / 2) * width for group in range(len(metrics))]
-        axes.bar(positions, means, width * 0.92, yerr=[below, above], capsize=3, color=colors[key],
-                 label=fmt.model_label(results, key), error_kw={"elinewidth": 1, "ecolor": "#333333"})
+        axes.bar(
+            positions,
+            means,
+            width * 0.92,
+            yerr=[below, above],
+            capsize=3,
+            color=colors[key],
+            label=fmt.model_label(results, key),
+            error_kw={"elinewidth": 1, "ecolor": "#333333"},
+        )
     axes.set_xticks(range(len(metrics)), [fmt.metric_name(metric) for metric in metrics])
     axes.set_ylabel("score (mean, 95% CI)")
     axes.set_ylim(bottom=0)
@@ -86,8 +101,9 @@ def loss_curves(results: Results) -> bytes | None:
         for field, style, suffix in (("loss", "-", "training"), ("eval_loss", "--o", "validation")):
             steps, values = _log_series(model.log, field)
             if steps:
-                axes.plot(steps, values, style, color=colors[key], markersize=3, linewidth=1.4,
-                          label=f"{label} · {suffix}")
+                axes.plot(
+                    steps, values, style, color=colors[key], markersize=3, linewidth=1.4, label=f"{label} · {suffix}"
+                )
                 drawn = True
     if not drawn:
         return None
@@ -117,10 +133,16 @@ def summary_lengths(results: Results) -> bytes | None:
         box_colors.append(colors[key])
     figure = Figure(figsize=(7.2, 0.9 + 0.45 * len(series)), layout="constrained")
     axes = figure.add_subplot()
-    boxes = axes.boxplot(series[::-1], **_horizontal(), showmeans=True, patch_artist=True, widths=0.6,
-                         meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "#333333",
-                                    "markersize": 4},
-                         medianprops={"color": "#222222"}, flierprops={"markersize": 3, "alpha": 0.5})
+    boxes = axes.boxplot(
+        series[::-1],
+        **_horizontal(),
+        showmeans=True,
+        patch_artist=True,
+        widths=0.6,
+        meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "#333333", "markersize": 4},
+        medianprops={"color": "#222222"},
+        flierprops={"markersize": 3, "alpha": 0.5},
+    )
     for patch, color in zip(boxes["boxes"], box_colors[::-1]):
         patch.set_facecolor(color)
         patch.set_alpha(0.75)

@@ -58,10 +58,14 @@ def setup_items(results: Results) -> list[tuple[str, str]]:
 def _evaluation_text(evaluation: EvalSetup | None) -> str:
     if evaluation is None:
         return fmt.DASH
-    parts = [f"{fmt.count(evaluation.dialogues)} dialogues from the {evaluation.split} split",
-             f"{evaluation.references_per_dialogue:g} references per dialogue on average"]
-    aggregate = {"max": "each summary scored against its best-matching reference",
-                 "mean": "scores averaged over the references"}[evaluation.aggregate]
+    parts = [
+        f"{fmt.count(evaluation.dialogues)} dialogues from the {evaluation.split} split",
+        f"{evaluation.references_per_dialogue:g} references per dialogue on average",
+    ]
+    aggregate = {
+        "max": "each summary scored against its best-matching reference",
+        "mean": "scores averaged over the references",
+    }[evaluation.aggregate]
     if evaluation.references_per_dialogue > 1:
         parts.append(aggregate)
     return "; ".join(parts)
@@ -96,13 +100,21 @@ def rouge_table(results: Results) -> Table:
         for metric in metrics:
             mean = model.scores[metric].mean
             tone = _tone(improvement_points(results, key, metric))
-            row.append(Cell(fmt.score(mean), _rouge_details(results, key, metric),
-                            best=compared and mean == best[metric], tone=tone))
+            row.append(
+                Cell(
+                    fmt.score(mean),
+                    _rouge_details(results, key, metric),
+                    best=compared and mean == best[metric],
+                    tone=tone,
+                )
+            )
         rows.append(row)
     if compared:
         baseline = fmt.model_label(results, results.baseline)
-        caption = (f"Mean over the evaluation dialogues, its 95% bootstrap CI, and the absolute improvement over "
-                   f"{baseline} in ROUGE points. Best per column highlighted.")
+        caption = (
+            f"Mean over the evaluation dialogues, its 95% bootstrap CI, and the absolute improvement over "
+            f"{baseline} in ROUGE points. Best per column highlighted."
+        )
     else:
         caption = "Mean over the evaluation dialogues and its 95% bootstrap CI."
     return Table(["Model", *map(fmt.metric_name, metrics)], rows, caption)
@@ -139,17 +151,21 @@ def significance_table(results: Results) -> Table:
     for test in results.significance:
         significant = fmt.is_significant(test.p_value)
         low, high = test.ci95
-        rows.append([
-            label_cell(f"{fmt.model_label(results, test.a)} vs {fmt.model_label(results, test.b)}"),
-            Cell(fmt.metric_name(test.metric), numeric=False, nowrap=True),
-            Cell(fmt.fraction_as_points(test.delta), tone=_tone(test.delta)),
-            Cell(fmt.interval(low, high, fmt.fraction_as_points)),
-            Cell(fmt.p_value(test.p_value)),
-            Cell("✓ yes" if significant else "no", numeric=False, tone="good" if significant else ""),
-        ])
+        rows.append(
+            [
+                label_cell(f"{fmt.model_label(results, test.a)} vs {fmt.model_label(results, test.b)}"),
+                Cell(fmt.metric_name(test.metric), numeric=False, nowrap=True),
+                Cell(fmt.fraction_as_points(test.delta), tone=_tone(test.delta)),
+                Cell(fmt.interval(low, high, fmt.fraction_as_points)),
+                Cell(fmt.p_value(test.p_value)),
+                Cell("✓ yes" if significant else "no", numeric=False, tone="good" if significant else ""),
+            ]
+        )
     methods = sorted({fmt.test_name(test.method) for test in results.significance})
-    caption = (f"Two-sided {' / '.join(methods) or 'paired'} test on per-example scores; Δ is the first model "
-               f"minus the second, in ROUGE points. Significant means p < {fmt.SIGNIFICANCE_LEVEL}.")
+    caption = (
+        f"Two-sided {' / '.join(methods) or 'paired'} test on per-example scores; Δ is the first model "
+        f"minus the second, in ROUGE points. Significant means p < {fmt.SIGNIFICANCE_LEVEL}."
+    )
     headers = ["Comparison", "Metric", "Δ (points)", "95% CI of Δ", "p-value", "Significant at 0.05"]
     return Table(headers, rows, caption)
 
@@ -162,19 +178,30 @@ def cost_table(results: Results) -> Table:
         if cost is None:
             rows.append([label_cell(fmt.model_label(results, key)), *(Cell(fmt.DASH) for _ in range(6))])
             continue
-        rows.append([
-            label_cell(fmt.model_label(results, key)),
-            Cell(fmt.count(cost.trainable), (f"of {fmt.count(cost.total)}",) if cost.total else ()),
-            Cell(fmt.percent(cost.percent)),
-            Cell(fmt.megabytes(cost.saved_bytes), _size_share(cost)),
-            Cell(fmt.megabytes(cost.full_model_bytes)),
-            Cell(fmt.duration(cost.train_seconds)),
-            Cell(fmt.memory(cost.peak_memory_bytes)),
-        ])
-    headers = ["Model", "Trainable parameters", "Trainable %", "Saved on disk", "Full model size",
-               "Training time", "Peak memory"]
-    caption = ("Saved on disk is what the method stores (an adapter for LoRA); sizes in decimal MB. "
-               f"{fmt.DASH} means not applicable or not recorded.")
+        rows.append(
+            [
+                label_cell(fmt.model_label(results, key)),
+                Cell(fmt.count(cost.trainable), (f"of {fmt.count(cost.total)}",) if cost.total else ()),
+                Cell(fmt.percent(cost.percent)),
+                Cell(fmt.megabytes(cost.saved_bytes), _size_share(cost)),
+                Cell(fmt.megabytes(cost.full_model_bytes)),
+                Cell(fmt.duration(cost.train_seconds)),
+                Cell(fmt.memory(cost.peak_memory_bytes)),
+            ]
+        )
+    headers = [
+        "Model",
+        "Trainable parameters",
+        "Trainable %",
+        "Saved on disk",
+        "Full model size",
+        "Training time",
+        "Peak memory",
+    ]
+    caption = (
+        "Saved on disk is what the method stores (an adapter for LoRA); sizes in decimal MB. "
+        f"{fmt.DASH} means not applicable or not recorded."
+    )
     return Table(headers, rows, caption)
 
 

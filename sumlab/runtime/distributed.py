@@ -61,7 +61,9 @@ def timeout_seconds() -> int:
     if not raw:
         return DEFAULT_TIMEOUT_SECONDS
     if not raw.isdigit() or int(raw) <= 0:
-        raise SumlabError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds", f"set {TIMEOUT_ENV} to e.g. 1800, or unset it")
+        raise SumlabError(
+            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds", f"set {TIMEOUT_ENV} to e.g. 1800, or unset it"
+        )
     return int(raw)
 
 
@@ -123,8 +125,12 @@ def run_on_main(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 PEER_FAILURE_MARKERS = (  # what gloo and NCCL say when the other end of a collective is gone or silent
-    "connection closed by peer", "connection reset by peer", "broken pipe", "timed out waiting",
-    "watchdog caught collective operation timeout", "communicator was aborted",
+    "connection closed by peer",
+    "connection reset by peer",
+    "broken pipe",
+    "timed out waiting",
+    "watchdog caught collective operation timeout",
+    "communicator was aborted",
 )
 
 

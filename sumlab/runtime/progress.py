@@ -121,11 +121,13 @@ class ProgressBar:
         self.close()
 
 
-def progress_bar(description: str, total: int | None, *, unit: str = "", completed: int = 0,
-                 show: bool | None = None) -> ProgressBar:
+def progress_bar(
+    description: str, total: int | None, *, unit: str = "", completed: int = 0, show: bool | None = None
+) -> ProgressBar:
     """A bar for ``total`` units of work (None: unknown), shown when progress is on (``show`` overrides it)."""
-    return ProgressBar(description, total, unit=unit, completed=completed,
-                       show=progress_enabled() if show is None else show)
+    return ProgressBar(
+        description, total, unit=unit, completed=completed, show=progress_enabled() if show is None else show
+    )
 
 
 class _TimeColumn(ProgressColumn):

@@ -103,8 +103,10 @@ class ServerState:
         limit = self.limits.max_dialogue_chars
         if len(dialogue) > limit:
             raise ApiError(
-                422, f"{field} has {len(dialogue)} characters, over this server's limit of {limit} (max_dialogue_chars)",
-                field=field, limit=limit,
+                422,
+                f"{field} has {len(dialogue)} characters, over this server's limit of {limit} (max_dialogue_chars)",
+                field=field,
+                limit=limit,
             )
 
     def settings(self, options: GenerationOptions | None) -> GenerationSettings:
@@ -119,8 +121,10 @@ class ServerState:
         ):
             if value > cap:
                 raise ApiError(
-                    422, f"generation.{field}={value} is over this server's limit of {cap} ({option})",
-                    field=f"generation.{field}", limit=cap,
+                    422,
+                    f"generation.{field}={value} is over this server's limit of {cap} ({option})",
+                    field=f"generation.{field}",
+                    limit=cap,
                 )
         return GenerationSettings(
             max_new_tokens=max_new_tokens,
@@ -131,17 +135,20 @@ class ServerState:
             batch_size=limits.effective_batch_size,
         )
 
-    async def run(self, request: Request, work: Sequence[tuple[ServedModel, str]],
-                  settings: GenerationSettings) -> list[Completed]:
+    async def run(
+        self, request: Request, work: Sequence[tuple[ServedModel, str]], settings: GenerationSettings
+    ) -> list[Completed]:
         """Queue one dialogue per (model, dialogue) pair and wait for all, or for the client to leave."""
         items = [WorkItem(model, render_prompt(model.template, dialogue), settings) for model, dialogue in work]
         try:
             self.batcher.submit(items)
         except QueueFull:
             raise ApiError(
-                503, f"the server is busy: {self.batcher.depth} dialogues are queued and the limit is "
-                     f"{self.limits.max_queue} (max_queue); retry shortly",
-                headers={"Retry-After": "1"}, limit=self.limits.max_queue,
+                503,
+                f"the server is busy: {self.batcher.depth} dialogues are queued and the limit is "
+                f"{self.limits.max_queue} (max_queue); retry shortly",
+                headers={"Retry-After": "1"},
+                limit=self.limits.max_queue,
             ) from None
         except ShuttingDown:
             raise ApiError(503, "the server is shutting down") from None
@@ -213,8 +220,9 @@ pages = APIRouter()
 async def list_models(request: Request) -> ModelsResponse:
     """The models this server answers with, and the limits on requests."""
     server = server_state(request)
-    return ModelsResponse(models=[model.info() for model in server.registry], default=BASE_MODEL_NAME,
-                          limits=server.limits.public())
+    return ModelsResponse(
+        models=[model.info() for model in server.registry], default=BASE_MODEL_NAME, limits=server.limits.public()
+    )
 
 
 @api.post("/summarize", response_model=SummaryResult)
@@ -237,8 +245,12 @@ async def summarize_batch(body: BatchRequest, request: Request) -> BatchResponse
     entries = body.entries()
     limit = server.limits.max_batch_items
     if len(entries) > limit:
-        raise ApiError(422, f"{len(entries)} dialogues in one request, over this server's limit of {limit} "
-                            "(max_batch_items)", field="items" if body.items else "dialogues", limit=limit)
+        raise ApiError(
+            422,
+            f"{len(entries)} dialogues in one request, over this server's limit of {limit} (max_batch_items)",
+            field="items" if body.items else "dialogues",
+            limit=limit,
+        )
     work = []
     for index, (dialogue, name) in enumerate(entries):
         work.append((server.lookup(name), dialogue))
@@ -286,10 +298,16 @@ async def metrics(request: Request) -> PlainTextResponse:
 
 # --- middleware: plain ASGI, so that a rejected request never reaches the app ---------------------
 
+
 async def send_error(send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = (), **details) -> None:
     body = json.dumps({"error": message, **details}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -336,8 +354,12 @@ class BearerAuthMiddleware:
         if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token):
             return await self.app(scope, receive, send)
         message = "missing bearer token" if not header else "invalid bearer token"
-        await send_error(send, 401, f"{message}: send the header 'Authorization: Bearer <token>'",
-                         headers=[(b"www-authenticate", b'Bearer realm="sumlab"')])
+        await send_error(
+            send,
+            401,
+            f"{message}: send the header 'Authorization: Bearer <token>'",
+            headers=[(b"www-authenticate", b'Bearer realm="sumlab"')],
+        )
 
 
 class BodyLimitMiddleware:
@@ -383,11 +405,13 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def too_large(self, send) -> None:
-        await send_error(send, 413, f"request body over this server's limit of {self.limit} bytes (max_body_bytes)",
-                         limit=self.limit)
+        await send_error(
+            send, 413, f"request body over this server's limit of {self.limit} bytes (max_body_bytes)", limit=self.limit
+        )
 
 
 # --- exception handlers: JSON always ----------------------------------------------------------------
+
 
 async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.message, **exc.details}, status_code=exc.status, headers=exc.headers)
@@ -401,8 +425,9 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     details = [validation_detail(error) for error in exc.errors()]
     first = details[0] if details else {"field": "body", "message": "invalid request"}
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return JSONResponse({"error": f"invalid request: {first['field']}: {first['message']}{more}", "details": details},
-                        status_code=422)
+    return JSONResponse(
+        {"error": f"invalid request: {first['field']}: {first['message']}{more}", "details": details}, status_code=422
+    )
 
 
 def validation_detail(error: dict) -> dict:
@@ -432,6 +457,7 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
 
 # --- the app --------------------------------------------------------------------------------------
 
+
 def load_page() -> str:
     return (resources.files("sumlab.serve") / "static" / "index.html").read_text(encoding="utf-8")
 
@@ -441,13 +467,20 @@ def page_headers(page: str) -> dict[str, str]:
 
     def hashes(tag: str) -> str:
         bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.DOTALL)
-        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
-                        for body in bodies)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in bodies
+        )
 
-    policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-              "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-    return {"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store"}
+    policy = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
 
 @asynccontextmanager
@@ -470,8 +503,9 @@ def create_app(registry: ModelRegistry, limits: ServeLimits | None = None, api_t
     limits = limits or ServeLimits()
     if api_token is not None and not api_token:
         raise ValueError("api_token must not be empty")
-    batcher = MicroBatcher(limits.effective_batch_size, limits.batch_wait_ms if limits.batching else 0.0,
-                           limits.max_queue)
+    batcher = MicroBatcher(
+        limits.effective_batch_size, limits.batch_wait_ms if limits.batching else 0.0, limits.max_queue
+    )
     server_metrics = ServerMetrics(queue_depth=lambda: batcher.depth, queue_capacity=limits.max_queue)
     batcher.metrics = server_metrics
     page = load_page()
@@ -481,8 +515,9 @@ def create_app(registry: ModelRegistry, limits: ServeLimits | None = None, api_t
         summary="Dialogue summarizers on one base model: the zero-shot base, its adapters, merged models.",
         lifespan=lifespan,
     )
-    app.state.server = ServerState(registry, limits, batcher, server_metrics, api_token is not None, page,
-                                   page_headers(page))
+    app.state.server = ServerState(
+        registry, limits, batcher, server_metrics, api_token is not None, page, page_headers(page)
+    )
     # the bearer scheme is declared for the OpenAPI docs (their Authorize button); BearerAuthMiddleware enforces it
     app.include_router(api, dependencies=[Security(BEARER_SCHEME)] if api_token is not None else [])
     app.include_router(pages)

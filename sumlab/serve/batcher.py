@@ -169,8 +169,9 @@ class MicroBatcher:
                 adapter_names = [item.model.route for item in items]
             elif runner.is_peft:
                 runner.activate(first.route)
-            results = runner.generate([item.prompt for item in items], items[0].settings, adapter_names,
-                                      should_stop=all_abandoned)
+            results = runner.generate(
+                [item.prompt for item in items], items[0].settings, adapter_names, should_stop=all_abandoned
+            )
         except Exception as exc:
             log.exception("generate failed for %d dialogue(s) of %s", len(items), first.name)
             for item in items:

@@ -56,8 +56,10 @@ def infer_base(adapter_dirs: list[Path]) -> str:
 
     recorded = sorted({adapter_base_model(directory) for directory in adapter_dirs} - {""})
     if len(recorded) > 1:
-        raise SumlabError(f"the adapters were trained on different bases: {', '.join(recorded)}",
-                          "pass --model BASE and serve only adapters of that base")
+        raise SumlabError(
+            f"the adapters were trained on different bases: {', '.join(recorded)}",
+            "pass --model BASE and serve only adapters of that base",
+        )
     return recorded[0] if recorded else DEFAULT_MODEL
 
 
@@ -99,6 +101,8 @@ def serve(plan: ServerPlan, base, template: str, limits, host: str, port: int) -
     registry = load_registry(base, plan.adapters, plan.merged, template)
     app = create_app(registry, limits, api_token=plan.token)
     auth = "bearer token required" if plan.token else "no auth"
-    print(f"serving {', '.join(registry.names)} at http://{host}:{port} ({auth}); page at /, API docs at /docs",
-          flush=True)
+    print(
+        f"serving {', '.join(registry.names)} at http://{host}:{port} ({auth}); page at /, API docs at /docs",
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

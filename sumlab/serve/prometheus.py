@@ -38,8 +38,9 @@ class Counter:
 
     kind = "counter"
 
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = (),
-                 initial: Sequence[tuple[str, ...]] = ()):
+    def __init__(
+        self, name: str, help_text: str, labelnames: Sequence[str] = (), initial: Sequence[tuple[str, ...]] = ()
+    ):
         """``initial``: label values shown as 0 before anything is counted (an unlabelled counter always is)."""
         self.name, self.help, self.labelnames = name, help_text, tuple(labelnames)
         self._values: dict[tuple[str, ...], float] = {tuple(labels): 0.0 for labels in (initial or [()])}
@@ -133,20 +134,30 @@ class ServerMetrics:
     def __init__(self, queue_depth: Callable[[], float] = lambda: 0, queue_capacity: float = 0):
         self.registry = MetricsRegistry()
         add = self.registry.add
-        self.requests = add(Counter(
-            "sumlab_http_requests_total", "HTTP requests by endpoint and status code.", ["endpoint", "status"]))
-        self.request_seconds = add(Histogram(
-            "sumlab_http_request_duration_seconds", "Time to answer an HTTP request.", LATENCY_BUCKETS, ["endpoint"]))
+        self.requests = add(
+            Counter("sumlab_http_requests_total", "HTTP requests by endpoint and status code.", ["endpoint", "status"])
+        )
+        self.request_seconds = add(
+            Histogram(
+                "sumlab_http_request_duration_seconds", "Time to answer an HTTP request.", LATENCY_BUCKETS, ["endpoint"]
+            )
+        )
         self.summaries = add(Counter("sumlab_summaries_total", "Summaries generated, by model.", ["model"]))
-        self.batch_size = add(Histogram(
-            "sumlab_batch_size", "Dialogues per model.generate call.", BATCH_SIZE_BUCKETS))
-        self.generate_seconds = add(Histogram(
-            "sumlab_generate_duration_seconds", "Time of one model.generate call.", LATENCY_BUCKETS))
-        self.cancelled = add(Counter(
-            "sumlab_cancelled_total", "Dialogues dropped because their clients went away, by stage (queued, generating).",
-            ["stage"], initial=[("queued",), ("generating",)]))
-        self.rejected = add(Counter(
-            "sumlab_queue_rejected_total", "Dialogues refused with 503 because the queue was full."))
+        self.batch_size = add(Histogram("sumlab_batch_size", "Dialogues per model.generate call.", BATCH_SIZE_BUCKETS))
+        self.generate_seconds = add(
+            Histogram("sumlab_generate_duration_seconds", "Time of one model.generate call.", LATENCY_BUCKETS)
+        )
+        self.cancelled = add(
+            Counter(
+                "sumlab_cancelled_total",
+                "Dialogues dropped because their clients went away, by stage (queued, generating).",
+                ["stage"],
+                initial=[("queued",), ("generating",)],
+            )
+        )
+        self.rejected = add(
+            Counter("sumlab_queue_rejected_total", "Dialogues refused with 503 because the queue was full.")
+        )
         add(Gauge("sumlab_queue_depth", "Dialogues waiting for a batch.", queue_depth))
         add(Gauge("sumlab_queue_capacity", "Most dialogues the queue holds (--max-queue).", lambda: queue_capacity))
 

@@ -45,7 +45,9 @@ PEFT_BASE_ROUTE = "__base__"  # PEFT's adapter name for "no adapter" in a mixed 
 RESERVED_NAMES = {BASE_MODEL_NAME, PEFT_BASE_ROUTE}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model")
 METHOD_NAMES = {"LORA": "lora", "IA3": "ia3", "PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt"}
-PROBE_TEXT = "Summarize the following conversation.\n\n#Person1#: Is the bus late?\n#Person2#: Yes, ten minutes.\n\nSummary: "
+PROBE_TEXT = (
+    "Summarize the following conversation.\n\n#Person1#: Is the bus late?\n#Person2#: Yes, ten minutes.\n\nSummary: "
+)
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,18 @@ def parse_named_path(item: str, option: str) -> NamedPath:
     try:
         validate_name(name)
     except ValueError as exc:
-        raise SumlabError(f"{option} {item!r}: {exc}", "the name appears in URLs and requests; keep it simple") from None
+        raise SumlabError(
+            f"{option} {item!r}: {exc}", "the name appears in URLs and requests; keep it simple"
+        ) from None
     if name in RESERVED_NAMES:
         raise SumlabError(f"{option} {item!r}: the name {name!r} is reserved for the base model", "choose another name")
     if not raw_path:
         raise SumlabError(f"{option} {item!r}: the path is empty", f"write {option} NAME=PATH")
     path = Path(raw_path).expanduser()
     if not path.exists():
-        raise SumlabError(f"{option} {name}: path not found: {path}", "give a run directory or the model directory in it")
+        raise SumlabError(
+            f"{option} {name}: path not found: {path}", "give a run directory or the model directory in it"
+        )
     return NamedPath(name=name, path=path)
 
 
@@ -230,22 +236,31 @@ def load_registry(
     runners = {id(network): ModelRunner(network, tokenizer) for network in networks.values()}
     base_network = networks.get("LORA", primary)
     base_runner = runners.get(id(base_network)) or ModelRunner(primary, tokenizer)
-    models = [ServedModel(BASE_MODEL_NAME, "base", None, base_runner,
-                          PEFT_BASE_ROUTE if base_runner.is_peft else None, True, template)]
+    models = [
+        ServedModel(
+            BASE_MODEL_NAME, "base", None, base_runner, PEFT_BASE_ROUTE if base_runner.is_peft else None, True, template
+        )
+    ]
     for entry, adapter_dir, adapter_config in attached:
         peft_type = adapter_config.get("peft_type", "")
         runner = runners[id(networks[peft_type])]
         mixed = peft_type == "LORA" and not adapter_config.get("use_dora") and _mixed_batch_agrees(runner, entry.name)
         method = "dora" if adapter_config.get("use_dora") else METHOD_NAMES.get(peft_type, peft_type.lower())
-        models.append(ServedModel(entry.name, "adapter", method, runner, entry.name, mixed,
-                                  recorded_template(adapter_dir) or template))
+        models.append(
+            ServedModel(
+                entry.name, "adapter", method, runner, entry.name, mixed, recorded_template(adapter_dir) or template
+            )
+        )
     for entry in merged:
         model_dir = resolve_model_dir(entry.path)
-        merged_config = base.model_copy(update={"name_or_path": str(model_dir), "random_init": False, "tokenizer": None})
+        merged_config = base.model_copy(
+            update={"name_or_path": str(model_dir), "random_init": False, "tokenizer": None}
+        )
         own_tokenizer = load_tokenizer(merged_config) if _has_tokenizer(model_dir) else tokenizer
         runner = ModelRunner(load_model(merged_config), own_tokenizer)
-        models.append(ServedModel(entry.name, "merged", None, runner, None, False,
-                                  recorded_template(model_dir) or template))
+        models.append(
+            ServedModel(entry.name, "merged", None, runner, None, False, recorded_template(model_dir) or template)
+        )
     return ModelRegistry(models)
 
 
@@ -256,8 +271,9 @@ def resolve_model_dir(path: str | Path) -> Path:
         return found.directory
     if found.kind == "adapter":
         raise SumlabError(f"{found.directory} holds an adapter, not a full model", "serve it with --adapter NAME=PATH")
-    raise SumlabError(f"no config.json in {found.directory}",
-                      "give a merged model (sumlab merge --out) or a full fine-tuning run")
+    raise SumlabError(
+        f"no config.json in {found.directory}", "give a merged model (sumlab merge --out) or a full fine-tuning run"
+    )
 
 
 def recorded_template(model_dir: Path) -> str | None:

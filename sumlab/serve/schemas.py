@@ -41,8 +41,17 @@ class ServeLimits:
     batching: bool = True
 
     def __post_init__(self):
-        for name in ("max_batch_size", "max_queue", "max_dialogue_chars", "max_body_bytes", "max_new_tokens_cap",
-                     "max_beams_cap", "max_batch_items", "default_max_new_tokens", "max_source_tokens"):
+        for name in (
+            "max_batch_size",
+            "max_queue",
+            "max_dialogue_chars",
+            "max_body_bytes",
+            "max_new_tokens_cap",
+            "max_beams_cap",
+            "max_batch_items",
+            "default_max_new_tokens",
+            "max_source_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.batch_wait_ms < 0:

@@ -42,7 +42,7 @@ def truncate_middle(ids: list[int], max_length: int) -> list[int]:
     if len(ids) <= max_length:
         return list(ids)
     head = max_length // 2
-    return list(ids[:head]) + list(ids[len(ids) - (max_length - head):])
+    return list(ids[:head]) + list(ids[len(ids) - (max_length - head) :])
 
 
 def prompt_ids(tokenizer, template: str, dialogues: Sequence[str], max_length: int, causal: bool) -> list[list[int]]:

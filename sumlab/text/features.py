@@ -73,19 +73,23 @@ def causal_features(
     """
     eos = tokenizer.eos_token_id
     if eos is None:
-        raise SumlabError("the tokenizer has no EOS token, so a causal model could not learn to stop",
-                          "use a tokenizer with an eos_token (set model.tokenizer)")
+        raise SumlabError(
+            "the tokenizer has no EOS token, so a causal model could not learn to stop",
+            "use a tokenizer with an eos_token (set model.tokenizer)",
+        )
     prompts = causal_prompt_ids(tokenizer, template, [example.dialogue for example in examples])
     summaries = tokenizer([example.summary for example in examples], add_special_tokens=False)["input_ids"]
     features = []
     for prompt, summary in zip(prompts, summaries):
         prompt = truncate_middle(prompt, max_prompt_length)
         completion = list(summary[: max_summary_length - 1]) + [eos]
-        features.append({
-            "input_ids": prompt + completion,
-            "attention_mask": [1] * (len(prompt) + len(completion)),
-            "labels": [LABEL_PAD] * len(prompt) + completion,
-        })
+        features.append(
+            {
+                "input_ids": prompt + completion,
+                "attention_mask": [1] * (len(prompt) + len(completion)),
+                "labels": [LABEL_PAD] * len(prompt) + completion,
+            }
+        )
     counts = TruncationCounts(
         sources=sum(len(prompt) > max_prompt_length for prompt in prompts),
         targets=sum(len(summary) + 1 > max_summary_length for summary in summaries),
@@ -120,8 +124,9 @@ def lab_features(examples: Sequence[DialogueExample], tokenizer, template: str, 
     """The lab's preprocessing, for benchmarks only: everything padded to 512 and pad tokens left in the labels."""
     prompts = [render_prompt(template, example.dialogue) for example in examples]
     inputs = tokenizer(prompts, padding="max_length", truncation=True, max_length=length)
-    labels = tokenizer([example.summary for example in examples], padding="max_length", truncation=True,
-                       max_length=length)["input_ids"]
+    labels = tokenizer(
+        [example.summary for example in examples], padding="max_length", truncation=True, max_length=length
+    )["input_ids"]
     return [
         {"input_ids": ids, "attention_mask": mask, "labels": label}
         for ids, mask, label in zip(inputs["input_ids"], inputs["attention_mask"], labels)

@@ -42,8 +42,13 @@ class ProgressDisplayCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.training = True
-        self.bar = progress_bar(describe(self.description), state.max_steps, unit="steps",
-                                completed=state.global_step, show=_shown_on(state))
+        self.bar = progress_bar(
+            describe(self.description),
+            state.max_steps,
+            unit="steps",
+            completed=state.global_step,
+            show=_shown_on(state),
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         self.bar.update(completed=state.global_step)
@@ -58,8 +63,9 @@ class ProgressDisplayCallback(TrainerCallback):
         total = len(eval_dataloader) if has_length(eval_dataloader) else None
         if not self.training and not self.evaluated:  # an evaluation after training: a bar of its own
             self.losses = {}
-            self.bar = progress_bar(f"{describe(self.description)} evaluation", total, unit="batches",
-                                    show=_shown_on(state))
+            self.bar = progress_bar(
+                f"{describe(self.description)} evaluation", total, unit="batches", show=_shown_on(state)
+            )
         self.evaluated += 1
         if self.training:
             self.bar.update(status=f"evaluating {self.evaluated}/{total or '?'}")

@@ -104,7 +104,8 @@ def last_complete_checkpoint(directory: Path) -> Path | None:
     if not directory.is_dir():
         return None
     complete = [
-        path for path in directory.glob("checkpoint-*")
+        path
+        for path in directory.glob("checkpoint-*")
         if path.name.rsplit("-", 1)[-1].isdigit() and (path / "trainer_state.json").is_file()
     ]
     return max(complete, key=lambda path: int(path.name.rsplit("-", 1)[-1]), default=None)

@@ -56,7 +56,9 @@ def check_run_dir(root: str | Path, config_yaml: str, *, resume: bool, overwrite
     return paths
 
 
-def prepare_run_dir(root: str | Path, config_yaml: str, *, resume: bool, overwrite: bool, is_main: bool = True) -> RunPaths:
+def prepare_run_dir(
+    root: str | Path, config_yaml: str, *, resume: bool, overwrite: bool, is_main: bool = True
+) -> RunPaths:
     """Create (or reopen, to resume) a run directory and save the resolved config in it.
 
     Only the main process checks and writes: the others would find the directory it just created.

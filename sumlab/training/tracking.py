@@ -32,8 +32,11 @@ def mlflow_callback(config: TrainConfig, paths: RunPaths):
         raise SumlabError(
             "train.mlflow=true needs the mlflow package", "pip install mlflow-skinny, or set train.mlflow=false"
         ) from None
-    uri = (config.train.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-           or (paths.root / "mlruns").resolve().as_uri())
+    uri = (
+        config.train.mlflow_tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or (paths.root / "mlruns").resolve().as_uri()
+    )
     settings = {
         "MLFLOW_TRACKING_URI": uri,
         "MLFLOW_EXPERIMENT_NAME": os.environ.get("MLFLOW_EXPERIMENT_NAME") or config.name,

@@ -139,8 +139,9 @@ def build_trainable_model(config: TrainConfig):
     return add_peft(base, config.peft)
 
 
-def build_datasets(config: TrainConfig, tokenizer, template: str,
-                   causal: bool = False) -> tuple[Dataset, Dataset | None, dict]:
+def build_datasets(
+    config: TrainConfig, tokenizer, template: str, causal: bool = False
+) -> tuple[Dataset, Dataset | None, dict]:
     """Tokenized train and validation sets (for a seq2seq or a causal model), and how many were truncated."""
     train_settings = config.train
     tokenize = functools.partial(
@@ -162,8 +163,12 @@ def build_datasets(config: TrainConfig, tokenizer, template: str,
         if counts["sources"] or counts["targets"]:
             log.warning(
                 "%s: %d of %d sources and %d targets truncated at %d / %d tokens",
-                split, counts["sources"], counts["examples"], counts["targets"],
-                train_settings.max_source_length, train_settings.max_target_length,
+                split,
+                counts["sources"],
+                counts["examples"],
+                counts["targets"],
+                train_settings.max_source_length,
+                train_settings.max_target_length,
             )
     return Dataset.from_list(train_features), eval_set, truncation
 
@@ -273,7 +278,9 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         callbacks.append(mlflow_callback(config, paths))
     if config.train.early_stopping_patience and args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience))
-    compute_metrics = functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
+    compute_metrics = (
+        functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
+    )
     trainer = Seq2SeqTrainer(
         model=model,
         args=args,
@@ -307,7 +314,9 @@ def train(
     run_on_main(check_run_dir, root, config_yaml, resume=resume, overwrite=overwrite)
     template = resolve_template(config.prompt)
     tokenizer = load_tokenizer(config.model)
-    set_seed(config.train.seed)  # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
+    set_seed(
+        config.train.seed
+    )  # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
     model = build_trainable_model(config)
     train_set, eval_set, truncation = build_datasets(config, tokenizer, template, causal=is_causal(model))
     # created only now, so that a config that fails above leaves no run directory behind
