@@ -360,16 +360,14 @@ def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_ll
         ],
     )
     root, results = run_experiment(config, out_dir=tmp_path / "mixed")
-    models = results["models"]
+    models = results.models
     assert list(models) == ["t5", "t5-lora", "llama", "llama-lora"]
-    assert {models[name]["base_model"] for name in ("t5", "t5-lora")} == {str(tiny_model_dir)}
-    assert {models[name]["base_model"] for name in ("llama", "llama-lora")} == {str(tiny_llama_dir)}
+    assert {models[name].base_model for name in ("t5", "t5-lora")} == {str(tiny_model_dir)}
+    assert {models[name].base_model for name in ("llama", "llama-lora")} == {str(tiny_llama_dir)}
     adapter = json.loads((root / "runs" / "llama-lora" / "model" / "adapter_config.json").read_text())
     assert adapter["task_type"] == "CAUSAL_LM" and set(adapter["target_modules"]) == {"q_proj", "v_proj"}
-    assert models["llama-lora"]["cost"]["percent"] < 100 and models["t5-lora"]["cost"]["percent"] < 100
-    assert (
-        str(tiny_llama_dir) in results["setup"]["base_model"] and str(tiny_model_dir) in results["setup"]["base_model"]
-    )
+    assert models["llama-lora"].cost.percent < 100 and models["t5-lora"].cost.percent < 100
+    assert str(tiny_llama_dir) in results.setup.base_model and str(tiny_model_dir) in results.setup.base_model
     report = (root / "report.html").read_text(encoding="utf-8")
     for label in ("T5 LoRA", "Llama LoRA"):
         assert label in report

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from sumlab.evaluation.schema import read_results
+
 # the demo runs once for the module, in the first test's setup: 5-10 minutes on 2 busy cores
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -32,6 +34,7 @@ def demo_results(tmp_path_factory) -> dict:
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "report.html" in completed.stdout
     assert (out / "report.html").stat().st_size > 10_000
+    read_results(out / "results.json")  # the typed results: raises unless the file follows the schema
     return json.loads((out / "results.json").read_text())
 
 
