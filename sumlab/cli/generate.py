@@ -10,65 +10,28 @@ import typer
 
 from sumlab.cli.options import (
     BatchOpt,
-    BeamsOpt,
     DataOpt,
-    DtypeOpt,
-    MaxNewOpt,
-    ModelOpt,
-    PickleOpt,
-    PromptOpt,
-    RandomInitOpt,
-    TemplateOpt,
-    TokenizerOpt,
     console,
-    generation_options,
-    model_options,
-    prompt_template,
     refuse_overwrite,
 )
-from sumlab.config import DEFAULT_DATASET, DEFAULT_MODEL
+from sumlab.cli.summarizer_options import SummarizerOptions, takes_summarizer_options
+from sumlab.config import DEFAULT_DATASET
 from sumlab.errors import SumlabError
 
 
+@takes_summarizer_options
 def summarize(
     file: Annotated[str, typer.Argument(help="a text file with one dialogue, or - for stdin")] = "-",
-    model: ModelOpt = DEFAULT_MODEL,
-    random_init: RandomInitOpt = False,
-    tokenizer: TokenizerOpt = None,
-    dtype: DtypeOpt = "auto",
-    allow_pickle: PickleOpt = False,
-    prompt: PromptOpt = "lab",
-    template: TemplateOpt = None,
-    max_new_tokens: MaxNewOpt = 200,
-    num_beams: BeamsOpt = 1,
+    *,
+    options: SummarizerOptions,
 ) -> None:
     """Summarize one dialogue."""
     from sumlab.generation.batching import summarize as summarize_dialogues
 
     dialogue = _read_dialogue(file)
-    loaded_model, loaded_tokenizer, text_template = _load_summarizer(
-        model, random_init, tokenizer, dtype, allow_pickle, prompt, template
-    )
-    settings = generation_options(max_new_tokens, num_beams, 1)
-    print(summarize_dialogues(loaded_model, loaded_tokenizer, [dialogue], settings, text_template)[0])
-
-
-def _load_summarizer(
-    model: str,
-    random_init: bool,
-    tokenizer: str | None,
-    dtype: str,
-    allow_pickle: bool,
-    prompt: str,
-    template: str | None,
-):
-    """The model, tokenizer and prompt template the options name; the template is checked before anything loads."""
-    from sumlab.models.loading import load_model, load_tokenizer
-
-    text_template = prompt_template(prompt, template)
-    config = model_options(model, random_init, tokenizer, dtype, allow_pickle)
-    loaded_tokenizer = load_tokenizer(config)
-    return load_model(config), loaded_tokenizer, text_template
+    template = options.template_text()
+    model, tokenizer = options.load()
+    print(summarize_dialogues(model, tokenizer, [dialogue], options.generation(), template)[0])
 
 
 def _read_dialogue(file: str) -> str:
@@ -87,28 +50,22 @@ def _read_dialogue(file: str) -> str:
     return text.strip()
 
 
+@takes_summarizer_options
 def generate(
     data: DataOpt = DEFAULT_DATASET,
     out: Annotated[Path, typer.Option("--out", help="predictions file to write (JSON Lines)")] = Path(
         "predictions.jsonl"
     ),
-    model: ModelOpt = DEFAULT_MODEL,
     name: Annotated[
         Optional[str], typer.Option("--name", help="model name in the file (default: from --model)")
     ] = None,
     split: Annotated[str, typer.Option("--split")] = "test",
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="at most this many dialogues")] = None,
     every_nth: Annotated[int, typer.Option("--every-nth", min=1, help="keep every n-th dialogue")] = 1,
-    random_init: RandomInitOpt = False,
-    tokenizer: TokenizerOpt = None,
-    dtype: DtypeOpt = "auto",
-    allow_pickle: PickleOpt = False,
-    prompt: PromptOpt = "lab",
-    template: TemplateOpt = None,
-    max_new_tokens: MaxNewOpt = 200,
-    num_beams: BeamsOpt = 1,
     batch_size: BatchOpt = 16,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
+    *,
+    options: SummarizerOptions,
 ) -> None:
     """Summarize a dataset split and write a predictions file (one object per dialogue).
 
@@ -121,19 +78,16 @@ def generate(
     from sumlab.runtime.distributed import is_main_process, run_on_main
 
     run_on_main(refuse_overwrite, out, overwrite)  # also joins the process group, before any model is loaded
-    model_name = name or Path(model.rstrip("/")).name
+    model_name = name or Path(options.model.rstrip("/")).name
     try:
         validate_name(model_name)
     except ValueError as exc:
         raise SumlabError(str(exc), "pass --name with a simple model name") from None
     groups = select_groups(group_references(load_split(data, split)), limit=limit, every_nth=every_nth)
-    loaded_model, loaded_tokenizer, text_template = _load_summarizer(
-        model, random_init, tokenizer, dtype, allow_pickle, prompt, template
-    )
-    settings = generation_options(max_new_tokens, num_beams, batch_size)
-    summaries = summarize_dialogues(
-        loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, text_template
-    )
+    template = options.template_text()
+    loaded_model, loaded_tokenizer = options.load()
+    settings = options.generation(batch_size)
+    summaries = summarize_dialogues(loaded_model, loaded_tokenizer, [g.dialogue for g in groups], settings, template)
     if not is_main_process():
         return
     write_predictions(out, PredictionSet.from_groups(groups, model_name, summaries))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -236,38 +236,36 @@ def _describe(exc: ValidationError) -> str:
     return (f"{where}: " if where else "") + message + tail
 
 
-def read_results(path: str | Path) -> Results:
-    """Read and validate a ``results.json``.
+DocumentT = TypeVar("DocumentT", bound=Document)
+
+
+def read_document(path: str | Path, document_type: type[DocumentT], what: str, hint: str) -> DocumentT:
+    """Read and validate a JSON document of ``document_type``.
 
     Raises:
-        SumlabError: the file is missing, not JSON, or not a sumlab results document.
+        SumlabError: the file is missing, not JSON, or not ``what``; ``hint`` says what to give instead.
     """
     path = Path(path)
     if not path.is_file():
         raise SumlabError(f"file not found: {path}", "check the path")
     try:
-        return Results.model_validate_json(path.read_bytes())
+        return document_type.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise SumlabError(
-            f"{path} is not a sumlab results file: {_describe(exc)}",
-            "give the results.json that `sumlab run` or `sumlab compare` wrote",
-        ) from None
+        raise SumlabError(f"{path} is not {what}: {_describe(exc)}", hint) from None
+
+
+def read_results(path: str | Path) -> Results:
+    """Read and validate a ``results.json``."""
+    return read_document(
+        path, Results, "a sumlab results file", "give the results.json that `sumlab run` or `sumlab compare` wrote"
+    )
 
 
 def read_run_summary(path: str | Path) -> RunSummary:
-    """Read and validate a run directory's ``summary.json``.
-
-    Raises:
-        SumlabError: the file is not a sumlab run summary.
-    """
-    path = Path(path)
-    try:
-        return RunSummary.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        raise SumlabError(
-            f"{path} is not a sumlab run summary: {_describe(exc)}",
-            "give a run directory that `sumlab train` or `sumlab run` wrote",
-        ) from None
+    """Read and validate a run directory's ``summary.json``."""
+    return read_document(
+        path, RunSummary, "a sumlab run summary", "give a run directory that `sumlab train` or `sumlab run` wrote"
+    )
 
 
 def results_json_schema() -> dict:

@@ -23,21 +23,12 @@ from sumlab.runtime.fileio import write_json_atomic
 RESULTS_FILE = "results.json"
 
 
-def report_predictions(
-    predictions: PredictionSet,
-    settings: EvalSettings,
-    out_dir: Path,
-    *,
-    name: str,
-    setup: Setup,
-    models_info: dict[str, ModelInfo],
-    created: str | None = None,
-) -> Results:
+def report_predictions(predictions: PredictionSet, settings: EvalSettings, out_dir: Path, **document) -> Results:
     """Score every model, test every pair, and write ``results.json``, the lab's CSV and the report to ``out_dir``.
 
     Args:
-        models_info: per model, what it is and what it cost (see :func:`sumlab.evaluation.results.build_results`).
-        created: when the results were made (ISO 8601), or None to leave it out.
+        document: what the results say besides the scores (``name``, ``setup``, ``models_info``, ``created``), as
+            :func:`sumlab.evaluation.results.build_results` takes them.
 
     Returns:
         The results document, as written to ``out_dir / "results.json"``.
@@ -45,9 +36,7 @@ def report_predictions(
     from sumlab.report import write_report
 
     scores = score_models(predictions, settings)
-    results = build_results(
-        predictions, scores, settings, name=name, setup=setup, models_info=models_info, created=created
-    )
+    results = build_results(predictions, scores, settings, **document)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / RESULTS_FILE, results.to_json())

@@ -1,0 +1,88 @@
+"""The options of every command that summarizes (model, prompt, decoding), declared once.
+
+typer reads a command's options from its signature, so two commands that take the same options would have to
+repeat them. ``takes_summarizer_options`` adds them to a command's signature instead and hands the command one
+``SummarizerOptions`` (click's shared-option decorators do the same).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, fields
+
+from sumlab.cli.options import (
+    BeamsOpt,
+    DtypeOpt,
+    MaxNewOpt,
+    ModelOpt,
+    PickleOpt,
+    PromptOpt,
+    RandomInitOpt,
+    TemplateOpt,
+    TokenizerOpt,
+    generation_options,
+    model_options,
+    prompt_template,
+)
+from sumlab.config import DEFAULT_MODEL
+
+OPTIONS_PARAMETER = "options"
+
+
+@dataclass(frozen=True)
+class SummarizerOptions:
+    """What ``--model ... --num-beams`` say: the model to load, its prompt, and how to decode."""
+
+    model: ModelOpt = DEFAULT_MODEL
+    random_init: RandomInitOpt = False
+    tokenizer: TokenizerOpt = None
+    dtype: DtypeOpt = "auto"
+    allow_pickle: PickleOpt = False
+    prompt: PromptOpt = "lab"
+    template: TemplateOpt = None
+    max_new_tokens: MaxNewOpt = 200
+    num_beams: BeamsOpt = 1
+
+    def template_text(self) -> str:
+        """The prompt template (checked)."""
+        return prompt_template(self.prompt, self.template)
+
+    def load(self):
+        """The model and tokenizer the options name; bad option values fail before anything loads."""
+        from sumlab.models.loading import load_model, load_tokenizer
+
+        config = model_options(self.model, self.random_init, self.tokenizer, self.dtype, self.allow_pickle)
+        return load_model(config), load_tokenizer(config)
+
+    def generation(self, batch_size: int = 1):
+        """The decoding settings, for batches of ``batch_size``."""
+        return generation_options(self.max_new_tokens, self.num_beams, batch_size)
+
+
+def _option_parameters() -> list[inspect.Parameter]:
+    annotations = inspect.get_annotations(SummarizerOptions, eval_str=True)
+    return [
+        inspect.Parameter(
+            field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=annotations[field.name]
+        )
+        for field in fields(SummarizerOptions)
+    ]
+
+
+def takes_summarizer_options(command):
+    """Give a typer command the summarizer options; it receives them as one ``options: SummarizerOptions``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [parameter for name, parameter in signature.parameters.items() if name != OPTIONS_PARAMETER]
+    names = [field.name for field in fields(SummarizerOptions)]
+
+    @functools.wraps(command)
+    def with_options(**values):
+        options = SummarizerOptions(**{name: values.pop(name) for name in names})
+        return command(**values, options=options)
+
+    parameters = own + _option_parameters()
+    with_options.__signature__ = signature.replace(parameters=parameters)
+    with_options.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+    del with_options.__wrapped__  # typer must read the new signature, not the command's own
+    return with_options
