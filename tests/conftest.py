@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from sumlab.config import ExperimentConfig, ModelEntry, TrainConfig
 
 # Tiny models gain nothing from a second thread, and on a busy 2-core machine the threads of
 # several torch processes fight (10x slower); subprocesses the tests start inherit this too.
@@ -102,6 +107,87 @@ def tiny_gpt2_dir(tmp_path_factory, causal_tokenizer) -> Path:
     from sumlab.models.tiny import build_tiny_gpt2
 
     return _save_causal(tmp_path_factory.mktemp("tiny-gpt2"), build_tiny_gpt2(len(causal_tokenizer)), causal_tokenizer)
+
+
+def build_train_config(data_dir: Path, model_dir: Path, rows: tuple[int, int | None], *sections: dict) -> TrainConfig:
+    """A float32 TrainConfig for a tiny model on ``rows`` (train, validation or None) real DialogSum rows.
+
+    Each of ``sections`` ({section: value}) updates the config in turn: a dict merges into a section that is one,
+    anything else replaces it (``{"data": {"validation": None}}`` drops the validation rows).
+    """
+    from sumlab.config import TrainConfig, build_config
+
+    train_rows, validation_rows = rows
+    data = {
+        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
+        "data": {
+            "source": str(data_dir),
+            "train": {"split": "train", "limit": train_rows},
+            "validation": {"split": "validation", "limit": validation_rows} if validation_rows else None,
+        },
+        "train": {"precision": "float32"},
+    }
+    for update in sections:
+        for section, value in update.items():
+            current = data.get(section)
+            data[section] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
+    return build_config(TrainConfig, data)
+
+
+@pytest.fixture(scope="session")
+def tiny_train_config(dialogsum_dir):
+    """``build_train_config`` on ../shared/data/dialogsum: ``tiny_train_config(model_dir, rows, *sections)``."""
+    return functools.partial(build_train_config, dialogsum_dir)
+
+
+def build_experiment_config(
+    data_dir: Path,
+    model_dir: Path,
+    name: str,
+    models: list[ModelEntry],
+    rows: tuple[int, int | None, int],
+    *,
+    train: dict | None = None,
+    max_new_tokens: int = 8,
+    **fields,
+) -> ExperimentConfig:
+    """A small experiment on a tiny base model and ``rows`` (train, validation or None, test) real DialogSum rows.
+
+    Training takes batches of 4, 128 source and 32 target tokens, without TensorBoard; ``train`` updates these
+    settings. Generation makes ``max_new_tokens`` tokens from 128 source tokens. ``fields`` are other fields of
+    the ExperimentConfig (eval, for one).
+    """
+    from sumlab.config import (
+        DataConfig,
+        ExperimentConfig,
+        GenerationSettings,
+        ModelConfig,
+        SplitSelection,
+        TrainSettings,
+    )
+
+    train_rows, validation_rows, test_rows = rows
+    settings = dict(per_device_train_batch_size=4, max_source_length=128, max_target_length=32, tensorboard=False)
+    return ExperimentConfig(
+        name=name,
+        model=ModelConfig(name_or_path=str(model_dir)),
+        data=DataConfig(
+            source=str(data_dir),
+            train=SplitSelection(split="train", limit=train_rows),
+            validation=SplitSelection(split="validation", limit=validation_rows) if validation_rows else None,
+            test=SplitSelection(split="test", limit=test_rows),
+        ),
+        train=TrainSettings(**{**settings, **(train or {})}),
+        generation=GenerationSettings(max_new_tokens=max_new_tokens, max_source_length=128),
+        models=models,
+        **fields,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment_config(tiny_model_dir, dialogsum_dir):
+    """``build_experiment_config`` on the tiny T5 and ../shared/data/dialogsum: ``(name, models, rows, ...)``."""
+    return functools.partial(build_experiment_config, dialogsum_dir, tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from sumlab.config import TrainConfig, build_config
+from sumlab.config import TrainConfig
 from sumlab.errors import SumlabError
 from sumlab.models import adapters
 from sumlab.models.adapters import attach_adapter, merge_adapter, probe_logits
@@ -19,33 +19,28 @@ from sumlab.training import trainer as training
 METHODS = ["lora", "dora", "ia3", "prefix", "prompt"]
 
 
-def short_config(model_dir: Path, data_dir: Path, method: str) -> TrainConfig:
-    """Three steps of ``method`` on 16 real DialogSum rows, without validation."""
-    return build_config(
-        TrainConfig,
-        {
-            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-            "data": {"source": str(data_dir), "train": {"split": "train", "limit": 16}, "validation": None},
-            "peft": {"method": method, "r": 4, "alpha": 8, "num_virtual_tokens": 4},
-            "train": {
-                "learning_rate": 1e-2,
-                "max_steps": 3,
-                "per_device_train_batch_size": 4,
-                "logging_steps": 1,
-                "max_source_length": 128,
-                "max_target_length": 32,
-                "tensorboard": False,
-                "precision": "float32",
-            },
+def short_config(tiny_train_config, model_dir: Path, method: str) -> TrainConfig:
+    """Three steps of ``method`` on 16 real DialogSum rows, without validation (``tiny_train_config``: conftest's)."""
+    sections = {
+        "peft": {"method": method, "r": 4, "alpha": 8, "num_virtual_tokens": 4},
+        "train": {
+            "learning_rate": 1e-2,
+            "max_steps": 3,
+            "per_device_train_batch_size": 4,
+            "logging_steps": 1,
+            "max_source_length": 128,
+            "max_target_length": 32,
+            "tensorboard": False,
         },
-    )
+    }
+    return tiny_train_config(model_dir, (16, None), sections)
 
 
 class AdapterRuns:
     """Trains each method once per module, on first use, keeping the in-memory model and its initial weights."""
 
-    def __init__(self, model_dir: Path, data_dir: Path, root: Path):
-        self.model_dir, self.data_dir, self.root = model_dir, data_dir, root
+    def __init__(self, tiny_train_config, model_dir: Path, root: Path):
+        self.tiny_train_config, self.model_dir, self.root = tiny_train_config, model_dir, root
         self.runs: dict[str, dict] = {}
 
     def __getitem__(self, method: str) -> dict:
@@ -65,13 +60,14 @@ class AdapterRuns:
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(training, "build_trainable_model", build_and_keep)
-            result = training.train(short_config(self.model_dir, self.data_dir, method), out_dir=self.root / method)
+            config = short_config(self.tiny_train_config, self.model_dir, method)
+            result = training.train(config, out_dir=self.root / method)
         return {"result": result, **captured}
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_model_dir, dialogsum_dir, tmp_path_factory) -> AdapterRuns:
-    return AdapterRuns(tiny_model_dir, dialogsum_dir, tmp_path_factory.mktemp("adapters"))
+def runs(tiny_train_config, tiny_model_dir, tmp_path_factory) -> AdapterRuns:
+    return AdapterRuns(tiny_train_config, tiny_model_dir, tmp_path_factory.mktemp("adapters"))
 
 
 @pytest.fixture(scope="module")

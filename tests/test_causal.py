@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sumlab.config import (
-    GenerationSettings,
-    ModelConfig,
-    PeftSettings,
-    TrainConfig,
-    build_config,
-)
+from sumlab.config import GenerationSettings, ModelConfig, PeftSettings, TrainConfig
 from sumlab.data.loading import DialogueExample
 from sumlab.errors import SumlabError
 from sumlab.generation.batching import generate_from_ids, summarize
@@ -223,38 +217,30 @@ def test_wrong_lora_targets_are_a_clear_error(tiny_llama_dir):
 # ---------------------------------------------------------------- training, merging
 
 
-def causal_config(model_dir: Path, data_dir: Path, method: str, **train) -> TrainConfig:
-    return build_config(
-        TrainConfig,
-        {
-            "name": f"causal-{method}",
-            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-            "data": {
-                "source": str(data_dir),
-                "train": {"split": "train", "limit": 32},
-                "validation": {"split": "validation", "limit": 16},
-            },
-            "peft": {"method": method, "r": 8, "alpha": 16, "dropout": 0.0},
-            "train": {
-                "max_source_length": 192,
-                "max_target_length": 48,
-                "per_device_train_batch_size": 8,
-                "per_device_eval_batch_size": 16,
-                "logging_steps": 2,
-                "precision": "float32",
-                "tensorboard": False,
-                "num_train_epochs": 3,
-                "learning_rate": 3e-3,
-                **train,
-            },
-            "generation": {"max_new_tokens": MAX_NEW},
+def causal_config(tiny_train_config, model_dir: Path, method: str, **train) -> TrainConfig:
+    """Three epochs of ``method`` on 32 DialogSum rows, 16 to validate (``tiny_train_config``: conftest's)."""
+    sections = {
+        "name": f"causal-{method}",
+        "peft": {"method": method, "r": 8, "alpha": 16, "dropout": 0.0},
+        "train": {
+            "max_source_length": 192,
+            "max_target_length": 48,
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 16,
+            "logging_steps": 2,
+            "tensorboard": False,
+            "num_train_epochs": 3,
+            "learning_rate": 3e-3,
+            **train,
         },
-    )
+        "generation": {"max_new_tokens": MAX_NEW},
+    }
+    return tiny_train_config(model_dir, (32, 16), sections)
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_training_lowers_the_validation_loss(causal_dir, dialogsum_dir, tmp_path, method):
-    config = causal_config(causal_dir, dialogsum_dir, method, learning_rate=3e-3 if method == "full" else 1e-2)
+def test_training_lowers_the_validation_loss(tiny_train_config, causal_dir, tmp_path, method):
+    config = causal_config(tiny_train_config, causal_dir, method, learning_rate=3e-3 if method == "full" else 1e-2)
     before = training.train(
         config.model_copy(update={"train": config.train.model_copy(update={"max_steps": 1, "learning_rate": 1e-12})}),
         out_dir=tmp_path / "untrained",
@@ -265,16 +251,16 @@ def test_training_lowers_the_validation_loss(causal_dir, dialogsum_dir, tmp_path
     assert losses[-1] < losses[0]
 
 
-def test_evaluation_rouge_during_training_is_refused_for_causal_models(tiny_llama_dir, dialogsum_dir, tmp_path):
-    config = causal_config(tiny_llama_dir, dialogsum_dir, "lora", eval_rouge=True)
+def test_evaluation_rouge_during_training_is_refused_for_causal_models(tiny_train_config, tiny_llama_dir, tmp_path):
+    config = causal_config(tiny_train_config, tiny_llama_dir, "lora", eval_rouge=True)
     with pytest.raises(SumlabError, match="eval_rouge=true is for seq2seq models"):
         training.train(config, out_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")
-def llama_adapter(tiny_llama_dir, dialogsum_dir, tmp_path_factory) -> Path:
-    config = causal_config(tiny_llama_dir, dialogsum_dir, "lora", max_steps=4)
+def llama_adapter(tiny_train_config, tiny_llama_dir, tmp_path_factory) -> Path:
+    config = causal_config(tiny_train_config, tiny_llama_dir, "lora", max_steps=4)
     return training.train(config, out_dir=tmp_path_factory.mktemp("llama-lora") / "run").model_dir
 
 
@@ -322,42 +308,22 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
 # ---------------------------------------------------------------- a mixed experiment
 
 
-def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(tiny_model_dir, tiny_llama_dir, dialogsum_dir, tmp_path):
-    from sumlab.config import (
-        DataConfig,
-        ExperimentConfig,
-        ModelEntry,
-        SplitSelection,
-        TrainSettings,
-    )
+def test_a_mixed_t5_and_llama_experiment_runs_end_to_end(
+    tiny_model_dir, tiny_llama_dir, tiny_experiment_config, tmp_path
+):
+    from sumlab.config import ModelEntry
     from sumlab.experiment.run import run_experiment
 
     llama = ModelConfig(name_or_path=str(tiny_llama_dir))
     lora = PeftSettings(method="lora", r=8, alpha=16, dropout=0.0)
-    config = ExperimentConfig(
-        name="mixed",
-        model=ModelConfig(name_or_path=str(tiny_model_dir)),
-        data=DataConfig(
-            source=str(dialogsum_dir),
-            train=SplitSelection(split="train", limit=32),
-            validation=None,
-            test=SplitSelection(split="test", limit=6),
-        ),
-        train=TrainSettings(
-            max_steps=3,
-            per_device_train_batch_size=4,
-            max_source_length=128,
-            max_target_length=32,
-            tensorboard=False,
-            learning_rate=1e-2,
-        ),
-        generation=GenerationSettings(max_new_tokens=MAX_NEW, max_source_length=128),
-        models=[
-            ModelEntry(name="t5", kind="zero_shot", label="T5 zero-shot"),
-            ModelEntry(name="t5-lora", peft=lora, label="T5 LoRA"),
-            ModelEntry(name="llama", kind="zero_shot", label="Llama zero-shot", model=llama),
-            ModelEntry(name="llama-lora", peft=lora, label="Llama LoRA", model=llama),
-        ],
+    entries = [
+        ModelEntry(name="t5", kind="zero_shot", label="T5 zero-shot"),
+        ModelEntry(name="t5-lora", peft=lora, label="T5 LoRA"),
+        ModelEntry(name="llama", kind="zero_shot", label="Llama zero-shot", model=llama),
+        ModelEntry(name="llama-lora", peft=lora, label="Llama LoRA", model=llama),
+    ]
+    config = tiny_experiment_config(
+        "mixed", entries, rows=(32, None, 6), train={"max_steps": 3, "learning_rate": 1e-2}, max_new_tokens=MAX_NEW
     )
     root, results = run_experiment(config, out_dir=tmp_path / "mixed")
     models = results.models

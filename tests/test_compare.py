@@ -10,17 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sumlab.config import (
-    DataConfig,
-    EvalSettings,
-    ExperimentConfig,
-    GenerationSettings,
-    ModelConfig,
-    ModelEntry,
-    PeftSettings,
-    SplitSelection,
-    TrainSettings,
-)
+from sumlab.config import EvalSettings, ModelEntry, PeftSettings
 from sumlab.errors import SumlabError
 from sumlab.evaluation.predictions import (
     PredictionSet,
@@ -34,32 +24,18 @@ REPORT_FILES = ("results.json", "report.html", "report.md", "lab_results.csv")
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
+def experiment(tmp_path_factory, tiny_experiment_config):
     """A two-model experiment (zero-shot base and a 2-step LoRA) on 4 DialogSum test dialogues, own eval settings."""
     from sumlab.experiment.run import run_experiment
 
-    config = ExperimentConfig(
-        name="compare-me",
-        model=ModelConfig(name_or_path=str(tiny_model_dir)),
-        data=DataConfig(
-            source=str(dialogsum_dir),
-            train=SplitSelection(split="train", limit=16),
-            validation=SplitSelection(split="validation", limit=4),
-            test=SplitSelection(split="test", limit=4),
-        ),
-        train=TrainSettings(
-            max_steps=2,
-            per_device_train_batch_size=4,
-            logging_steps=1,
-            max_source_length=128,
-            max_target_length=32,
-            tensorboard=False,
-        ),
-        generation=GenerationSettings(max_new_tokens=8, max_source_length=128),
-        models=[
+    config = tiny_experiment_config(
+        "compare-me",
+        [
             ModelEntry(name="original", kind="zero_shot"),
             ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8)),
         ],
+        rows=(16, 4, 4),
+        train={"max_steps": 2, "logging_steps": 1},
         # not the defaults: compare must score with the experiment's own settings to reproduce its results
         eval=EvalSettings(
             aggregate="mean",

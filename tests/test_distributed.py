@@ -23,13 +23,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from sumlab.config import (
-    GenerationSettings,
-    TrainConfig,
-    TrainSettings,
-    build_config,
-    load_config,
-)
+from sumlab.config import GenerationSettings, TrainConfig, TrainSettings, load_config
 from sumlab.data.loading import load_split
 from sumlab.errors import SumlabError
 from sumlab.generation import batching, sharded
@@ -79,44 +73,40 @@ def check_ok(completed: subprocess.CompletedProcess) -> str:
     return output
 
 
-def write_config(
-    path: Path,
-    model_dir: Path,
-    data_dir: Path,
-    *,
-    peft: dict | None = None,
-    validation: int | None = None,
-    **train: object,
-) -> Path:
-    """A tiny training config: 64 DialogSum rows, 8 steps (one epoch at a global batch of 8), checkpoints at 4 and 8.
+@pytest.fixture(scope="session")
+def write_config(tiny_train_config, tiny_model_dir):
+    """Writes a training config for the tiny T5 to ``path``: ``write_config(path, peft=None, validation=None, **train)``.
 
-    Dropout is 0 (the tiny model's, and LoRA's when given), so that the two runs compute the same function.
+    64 DialogSum rows, 8 steps (one epoch at a global batch of 8), checkpoints at 4 and 8. Dropout is 0 (the tiny
+    model's, and LoRA's when given), so that the two runs compute the same function.
     """
-    data = {
-        "name": "tiny-ddp",
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": {
-            "source": str(data_dir),
-            "train": {"split": "train", "limit": 64},
-            "validation": {"split": "validation", "limit": validation} if validation else None,
-        },
-        "peft": peft or {"method": "full"},
-        "train": {
-            "max_source_length": 128,
-            "max_target_length": 32,
-            "per_device_train_batch_size": 8,
-            "logging_steps": 2,
-            "max_steps": 8,
-            "save_steps": 4,
-            "precision": "float32",
-            "tensorboard": False,
-            **train,
-        },
-        "generation": {"max_new_tokens": 8},
-    }
-    config = build_config(TrainConfig, data)
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
-    return path
+
+    def write(path: Path, *, peft: dict | None = None, validation: int | None = None, **train: object) -> Path:
+        sections = {
+            "name": "tiny-ddp",
+            "peft": peft or {"method": "full"},
+            "train": {
+                "max_source_length": 128,
+                "max_target_length": 32,
+                "per_device_train_batch_size": 8,
+                "logging_steps": 2,
+                "max_steps": 8,
+                "save_steps": 4,
+                "tensorboard": False,
+                **train,
+            },
+            "generation": {"max_new_tokens": 8},
+        }
+        config = tiny_train_config(tiny_model_dir, (64, validation), sections)
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+        return path
+
+    return write
+
+
+def half_batch_train(config_file: Path, out: Path) -> list[str]:
+    """The arguments of ``sumlab train`` for the config's run on 2 processes: half its batch on each."""
+    return ["train", str(config_file), "--out", str(out), "--set", "train.per_device_train_batch_size=4"]
 
 
 def assert_same_weights(actual_file: Path, expected_file: Path) -> None:
@@ -375,10 +365,10 @@ def test_a_broken_preset_fails_validation(preset, breakage, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def full_reference(tiny_model_dir, dialogsum_dir, tmp_path_factory):
+def full_reference(write_config, tmp_path_factory):
     """Full fine-tuning, 1 process, batch 8, with an evaluation at the end: the in-process reference."""
     root = tmp_path_factory.mktemp("full-1proc")
-    config_file = write_config(root / "config.yaml", tiny_model_dir, dialogsum_dir, validation=16, learning_rate=3e-3)
+    config_file = write_config(root / "config.yaml", validation=16, learning_rate=3e-3)
     result = training.train(load_config(TrainConfig, config_file), out_dir=root / "run")
     return config_file, result
 
@@ -401,12 +391,7 @@ def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_pa
         str(free_port()),
         "-m",
         "sumlab",
-        "train",
-        str(config_file),
-        "--out",
-        str(out),
-        "--set",
-        "train.per_device_train_batch_size=4",
+        *half_batch_train(config_file, out),
         "--set",
         "train.tensorboard=true",
     ]
@@ -431,26 +416,12 @@ def test_two_process_ddp_gives_the_weights_of_one_process(full_reference, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.timeout(4 * TIMEOUT)
-def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_weights(
-    tiny_model_dir, dialogsum_dir, tmp_path
-):
+def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_weights(write_config, tmp_path):
     """LoRA, 2 processes x batch 4 under torchrun; rank 1 is SIGKILLed after step 6 (checkpoint at 4)."""
-    config_file = write_config(
-        tmp_path / "config.yaml",
-        tiny_model_dir,
-        dialogsum_dir,
-        learning_rate=1e-2,
-        peft={"method": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
-    )
+    lora = {"method": "lora", "r": 8, "alpha": 16, "dropout": 0.0}
+    config_file = write_config(tmp_path / "config.yaml", learning_rate=1e-2, peft=lora)
     reference = training.train(load_config(TrainConfig, config_file), out_dir=tmp_path / "one-process")
-    train_args = [
-        "train",
-        str(config_file),
-        "--out",
-        str(tmp_path / "run"),
-        "--set",
-        "train.per_device_train_batch_size=4",
-    ]
+    train_args = half_batch_train(config_file, tmp_path / "run")
     started = time.monotonic()
     killed = run(torchrun(str(DRIVER), "signal", "1", "6", "SIGKILL", "--", *train_args))
     output = killed.stdout + killed.stderr
@@ -472,13 +443,13 @@ def test_killed_rank_fails_the_job_and_resume_finishes_with_the_single_process_w
 
 @pytest.mark.slow
 @pytest.mark.timeout(4 * TIMEOUT)
-def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_a_hung_rank_fails_the_job_within_the_timeout(write_config, tmp_path):
     """Rank 1 stops (SIGSTOP) but lives: no launcher notices; rank 0's collective times out and it exits.
 
     The processes are started by hand, as a scheduler (srun, mpirun) or another node's agent would: nothing
     but the collective timeout can end this job.
     """
-    config_file = write_config(tmp_path / "config.yaml", tiny_model_dir, dialogsum_dir, learning_rate=3e-3)
+    config_file = write_config(tmp_path / "config.yaml", learning_rate=3e-3)
     port, processes = free_port(), []
     for rank in (0, 1):
         # 20 s: long enough for the two processes' start-up skew on a busy machine, short for a test
@@ -501,12 +472,7 @@ def test_a_hung_rank_fails_the_job_within_the_timeout(tiny_model_dir, dialogsum_
             "3",
             "SIGSTOP",
             "--",
-            "train",
-            str(config_file),
-            "--out",
-            str(tmp_path / "run"),
-            "--set",
-            "train.per_device_train_batch_size=4",
+            *half_batch_train(config_file, tmp_path / "run"),
         ]
         processes.append(
             subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)

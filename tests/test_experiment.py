@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,11 +25,9 @@ from sumlab.config import (
     DataConfig,
     ExperimentConfig,
     GenerationSettings,
-    ModelConfig,
     ModelEntry,
     PeftSettings,
     SplitSelection,
-    TrainSettings,
     build_config,
     to_yaml,
 )
@@ -42,36 +41,22 @@ TRAINED = ("full", "lora")
 MODELS = ("original", *TRAINED)
 STAGES = ("train-full", "train-lora", "generate-original", "generate-full", "generate-lora")
 TEST_DIALOGUES = 6
+LAB_MODELS = (
+    ModelEntry(name="original", kind="zero_shot", label="zero-shot base"),
+    ModelEntry(name="full", peft=PeftSettings(method="full"), label="full fine-tuning"),
+    ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8), label="LoRA"),
+)
 
 
-def tiny_config(model_dir: Path, data_dir: Path, **changes) -> ExperimentConfig:
-    """The lab's three models on the tiny T5: 48 training dialogues, 4 steps, 6 test dialogues, 8 new tokens."""
-    fields = dict(
-        name="tiny-lab",
-        model=ModelConfig(name_or_path=str(model_dir)),
-        data=DataConfig(
-            source=str(data_dir),
-            train=SplitSelection(split="train", limit=48),
-            validation=SplitSelection(split="validation", limit=8),
-            test=SplitSelection(split="test", limit=TEST_DIALOGUES),
-        ),
-        train=TrainSettings(
-            max_steps=4,
-            per_device_train_batch_size=4,
-            per_device_eval_batch_size=8,
-            logging_steps=1,
-            max_source_length=128,
-            max_target_length=32,
-            tensorboard=False,
-        ),
-        generation=GenerationSettings(max_new_tokens=8, max_source_length=128),
-        models=[
-            ModelEntry(name="original", kind="zero_shot", label="zero-shot base"),
-            ModelEntry(name="full", peft=PeftSettings(method="full"), label="full fine-tuning"),
-            ModelEntry(name="lora", peft=PeftSettings(method="lora", r=4, alpha=8), label="LoRA"),
-        ],
-    )
-    return ExperimentConfig(**{**fields, **changes})
+def lab_config(
+    tiny_experiment_config, name: str = "tiny-lab", models: Sequence[ModelEntry] = LAB_MODELS
+) -> ExperimentConfig:
+    """The lab's three models on the tiny T5: 48 training dialogues, 4 steps, 6 test dialogues, 8 new tokens.
+
+    ``tiny_experiment_config`` is the conftest fixture that builds it.
+    """
+    train = {"max_steps": 4, "per_device_eval_batch_size": 8, "logging_steps": 1}
+    return tiny_experiment_config(name, list(models), rows=(48, 8, TEST_DIALOGUES), train=train)
 
 
 def file_digests(directory: Path) -> dict[str, str]:
@@ -98,9 +83,9 @@ def counting(calls: list, kind: str, function):
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory, tiny_model_dir, dialogsum_dir):
+def experiment(tmp_path_factory, tiny_model_dir, tiny_experiment_config):
     """The tiny experiment: first crashed while generating with LoRA, then rerun to the end."""
-    config = tiny_config(tiny_model_dir, dialogsum_dir)
+    config = lab_config(tiny_experiment_config)
     root = tmp_path_factory.mktemp("experiment") / "tiny-lab"
     base_before = file_digests(tiny_model_dir)
     real_generate, real_train = experiment_module.generate_predictions, experiment_module.train_model
@@ -342,14 +327,13 @@ def test_another_config_on_an_existing_experiment_is_refused(experiment):
     assert file_digests(experiment.root) == before
 
 
-def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment, tmp_path):
+def test_overwrite_replaces_and_pretrained_entries_reuse_trained_runs(experiment, tiny_experiment_config, tmp_path):
     """``pretrained`` models given as the first experiment's run directories summarize exactly as they did there."""
     target = tmp_path / "reused"
     shutil.copytree(experiment.root, target)
     runs = experiment.root / "runs"
-    config = tiny_config(
-        experiment.base_model,
-        Path(experiment.config.data.source),
+    config = lab_config(
+        tiny_experiment_config,
         name="reused",
         models=[
             ModelEntry(name="original", kind="zero_shot"),

@@ -20,7 +20,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sumlab.cli.app import app
-from sumlab.config import GenerationSettings, TrainConfig, build_config
+from sumlab.config import GenerationSettings, TrainConfig
 from sumlab.generation.batching import summarize
 from sumlab.runtime import progress
 from sumlab.training import trainer as training
@@ -59,17 +59,13 @@ def screen_text(screen: io.StringIO) -> str:
     return "\n".join(line.rstrip("\r").split("\r")[-1] for line in lines)
 
 
-def tiny_train_config(model_dir: Path, data_dir: Path, **train: object) -> TrainConfig:
-    return build_config(
-        TrainConfig,
-        {
+@pytest.fixture(scope="module")
+def progress_config(tiny_train_config, tiny_model_dir):
+    """Full fine-tuning of the tiny T5, 4 steps on 32 DialogSum rows, logged every 2: ``progress_config(**train)``."""
+
+    def build(**train: object) -> TrainConfig:
+        sections = {
             "name": "tiny-progress",
-            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-            "data": {
-                "source": str(data_dir),
-                "train": {"split": "train", "limit": 32},
-                "validation": {"split": "validation", "limit": 8},
-            },
             "peft": {"method": "full"},
             "train": {
                 "max_source_length": 128,
@@ -78,19 +74,18 @@ def tiny_train_config(model_dir: Path, data_dir: Path, **train: object) -> Train
                 "per_device_eval_batch_size": 4,
                 "max_steps": 4,
                 "logging_steps": 2,
-                "precision": "float32",
                 "tensorboard": False,
                 **train,
             },
             "generation": {"max_new_tokens": 4},
-        },
-    )
+        }
+        return tiny_train_config(tiny_model_dir, (32, 8), sections)
+
+    return build
 
 
-def test_training_on_a_terminal_shows_the_stage_step_of_total_loss_and_time(
-    terminal, tiny_model_dir, dialogsum_dir, tmp_path, capfd
-):
-    config = tiny_train_config(tiny_model_dir, dialogsum_dir, eval_steps=2)
+def test_training_on_a_terminal_shows_the_stage_step_of_total_loss_and_time(terminal, progress_config, tmp_path, capfd):
+    config = progress_config(eval_steps=2)
     with progress.stage("train-full", (1, 3)):
         training.train(config, out_dir=tmp_path / "run")
     shown = screen_text(terminal)
@@ -110,9 +105,9 @@ def test_training_on_a_terminal_shows_the_stage_step_of_total_loss_and_time(
     assert not DICT_LINE.search(captured.out + captured.err)  # the Trainer's dicts went to log.jsonl only
 
 
-def test_library_calls_are_quiet_unless_asked(tiny_model_dir, dialogsum_dir, tiny_model, tmp_path, capfd):
+def test_library_calls_are_quiet_unless_asked(progress_config, tiny_model, tmp_path, capfd):
     assert not progress.progress_enabled()
-    training.train(tiny_train_config(tiny_model_dir, dialogsum_dir, max_steps=2), out_dir=tmp_path / "run")
+    training.train(progress_config(max_steps=2), out_dir=tmp_path / "run")
     model, tokenizer = tiny_model
     summarize(model, tokenizer, ["#Person1#: Hi.\n#Person2#: Hello."], GenerationSettings(max_new_tokens=4))
     captured = capfd.readouterr()
@@ -139,16 +134,11 @@ def test_generation_shows_its_progress_for_a_handful_of_dialogues(terminal, tiny
 # ---------------------------------------------------------------- the command line
 
 
-def write_train_config(path: Path, model_dir: Path, data_dir: Path) -> Path:
-    config = tiny_train_config(model_dir, data_dir)
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
-    return path
-
-
 def test_sumlab_train_without_a_terminal_prints_no_dicts_and_no_bar_and_verbose_brings_the_dicts_back(
-    tiny_model_dir, dialogsum_dir, tmp_path
+    progress_config, tmp_path
 ):
-    config_file = write_train_config(tmp_path / "config.yaml", tiny_model_dir, dialogsum_dir)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(progress_config().model_dump(mode="json")), encoding="utf-8")
     runner = CliRunner(env={"COLUMNS": "200"})  # stdout and stderr are pipes here, as in CI
 
     plain = runner.invoke(app, ["train", str(config_file), "--out", str(tmp_path / "plain")])

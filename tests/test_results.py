@@ -259,9 +259,10 @@ def test_a_file_that_is_not_json_is_one_clear_error(tmp_path):
 
 
 def test_run_summary_gives_the_reports_cost(tmp_path):
+    parameters = {"trainable": 10, "total": 1000, "percent": 1.0}
     summary = RunSummary(
         method="lora",
-        parameters={"trainable": 10, "total": 1000, "percent": 1.0},
+        parameters=parameters,
         saved_bytes=40,
         full_model_bytes=4000,
         wall_seconds=12.5,
@@ -273,13 +274,7 @@ def test_run_summary_gives_the_reports_cost(tmp_path):
     )
     assert summary.to_json()["peak_memory"] == {"rss_bytes": 3000}  # no CUDA figure on a CPU run
     assert summary.cost() == Cost(
-        trainable=10,
-        total=1000,
-        percent=1.0,
-        saved_bytes=40,
-        full_model_bytes=4000,
-        train_seconds=12.5,
-        peak_memory_bytes=3000,
+        **parameters, saved_bytes=40, full_model_bytes=4000, train_seconds=12.5, peak_memory_bytes=3000
     )
     on_gpu = RunSummary.model_validate({**summary.to_json(), "peak_memory": {"rss_bytes": 3000, "cuda_bytes": 2000}})
     assert on_gpu.cost().peak_memory_bytes == 2000  # the GPU's when one was used

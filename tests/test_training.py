@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from sumlab.config import TrainConfig, build_config, load_config
+from sumlab.config import TrainConfig, load_config
 from sumlab.errors import SumlabError
 from sumlab.models.parameters import count_parameters
 from sumlab.text.features import dynamic_padding_collator
@@ -31,32 +31,26 @@ CONFIG_FILES = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("configs/*.yml")
 SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def tiny_config(model_dir: Path, data_dir: Path, **sections) -> TrainConfig:
-    """A config for the tiny model on a few real DialogSum rows; ``sections`` update its sections."""
-    data = {
-        "name": "tiny",
-        "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-        "data": {
-            "source": str(data_dir),
-            "train": {"split": "train", "limit": 64},
-            "validation": {"split": "validation", "limit": 16},
-        },
-        "train": {
-            "max_source_length": 256,
-            "max_target_length": 64,
-            "per_device_train_batch_size": 8,
-            "per_device_eval_batch_size": 16,
-            "logging_steps": 5,
-            "precision": "float32",
-        },
-        "generation": {"max_new_tokens": 8},
-    }
-    for section, values in sections.items():
-        if isinstance(values, dict) and isinstance(data.get(section), dict):
-            data[section] = {**data[section], **values}
-        else:
-            data[section] = values
-    return build_config(TrainConfig, data)
+TINY = {
+    "name": "tiny",
+    "train": {
+        "max_source_length": 256,
+        "max_target_length": 64,
+        "per_device_train_batch_size": 8,
+        "per_device_eval_batch_size": 16,
+        "logging_steps": 5,
+    },
+    "generation": {"max_new_tokens": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_train_config, tiny_model_dir):
+    """Configs for the tiny model on 64 real DialogSum rows and 16 to validate: ``tiny_config(**sections)``.
+
+    Each of ``sections`` updates its section (a dict merges into it); ``data={"validation": None}`` drops validation.
+    """
+    return lambda **sections: tiny_train_config(tiny_model_dir, (64, 16), TINY, sections)
 
 
 def train_capturing_model(config: TrainConfig, out_dir: Path, **kwargs):
@@ -106,17 +100,15 @@ def base_state(tiny_model_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def initial_loss(tiny_model_dir, dialogsum_dir) -> float:
-    config = tiny_config(tiny_model_dir, dialogsum_dir)
+def initial_loss(tiny_config, tiny_model_dir) -> float:
+    config = tiny_config()
     return validation_loss(AutoModelForSeq2SeqLM.from_pretrained(tiny_model_dir), config)
 
 
 @pytest.fixture(scope="module")
-def lora_run(tiny_model_dir, dialogsum_dir, tmp_path_factory):
+def lora_run(tiny_config, tiny_model_dir, tmp_path_factory):
     weights_before = sha256(tiny_model_dir / "model.safetensors")
     config = tiny_config(
-        tiny_model_dir,
-        dialogsum_dir,
         peft={"method": "lora", "r": 8, "alpha": 16},
         train={"learning_rate": 1e-2, "max_steps": 30, "eval_steps": 15},
     )
@@ -125,10 +117,8 @@ def lora_run(tiny_model_dir, dialogsum_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def full_run(tiny_model_dir, dialogsum_dir, tmp_path_factory):
-    config = tiny_config(
-        tiny_model_dir, dialogsum_dir, train={"learning_rate": 3e-3, "max_steps": 30, "eval_steps": 15}
-    )
+def full_run(tiny_config, tmp_path_factory):
+    config = tiny_config(train={"learning_rate": 3e-3, "max_steps": 30, "eval_steps": 15})
     result, model = train_capturing_model(config, tmp_path_factory.mktemp("full") / "run")
     return {"config": config, "result": result, "model": model}
 
@@ -247,24 +237,22 @@ def test_an_existing_run_is_refused_and_left_unchanged(lora_run, monkeypatch):
     assert snapshot(root) == before
 
 
-def test_resume_with_nothing_to_resume_is_refused(tiny_model_dir, dialogsum_dir, tmp_path, monkeypatch):
+def test_resume_with_nothing_to_resume_is_refused(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "build_trainable_model", refuse_to_build)
     with pytest.raises(SumlabError, match="nothing to resume"):
-        training.train(tiny_config(tiny_model_dir, dialogsum_dir), out_dir=tmp_path / "new", resume=True)
+        training.train(tiny_config(), out_dir=tmp_path / "new", resume=True)
     assert not (tmp_path / "new").exists()
 
 
-def test_overwrite_replaces_the_run(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_overwrite_replaces_the_run(tiny_config, tmp_path):
     root = tmp_path / "run"
     root.mkdir()
     (root / "stale.txt").write_text("from an older run")
     config = tiny_config(
-        tiny_model_dir,
-        dialogsum_dir,
         peft={"method": "lora"},
+        data={"validation": None},
         train={"max_steps": 2, "max_source_length": 64, "tensorboard": False},
     )
-    config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
     with pytest.raises(SumlabError, match="already exists"):
         training.train(config, out_dir=root)
     assert [path.name for path in root.iterdir()] == ["stale.txt"]
@@ -273,14 +261,13 @@ def test_overwrite_replaces_the_run(tiny_model_dir, dialogsum_dir, tmp_path):
     assert (root / "model" / "adapter_model.safetensors").is_file() and result.run_dir == root
 
 
-def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_config, tmp_path):
     """Checkpointing trades compute for memory and must not change the result (nor cut LoRA's gradients)."""
     adapters, losses = {}, {}
     for checkpointing in (False, True):
         config = tiny_config(
-            tiny_model_dir,
-            dialogsum_dir,
             peft={"method": "lora"},
+            data={"validation": None},
             train={
                 "learning_rate": 1e-2,
                 "max_steps": 3,
@@ -290,7 +277,6 @@ def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_model_dir
                 "tensorboard": False,
             },
         )
-        config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
         result = training.train(config, out_dir=tmp_path / str(checkpointing))
         adapters[checkpointing] = load_file(result.model_dir / "adapter_model.safetensors")
         losses[checkpointing] = [r["loss"] for r in read_log(result.run_dir / "log.jsonl") if "loss" in r]
@@ -301,26 +287,29 @@ def test_gradient_checkpointing_with_lora_gives_the_same_training(tiny_model_dir
         torch.testing.assert_close(adapters[True][name], tensor, atol=1e-3, rtol=1e-2)
 
 
+def checkpointed_config(tiny_config, method: str, learning_rate: float, **train: object) -> TrainConfig:
+    """``method`` on the tiny model without validation, for the resume tests; ``train`` sets the steps and saves."""
+    train_settings = {"learning_rate": learning_rate, "tensorboard": False, **train}
+    return tiny_config(peft={"method": method}, data={"validation": None}, train=train_settings)
+
+
+def assert_same_final_weights(model_dir: Path, reference_dir: Path, method: str) -> None:
+    """The two runs' trained weights (the adapter's for LoRA) are the same, to 1e-6."""
+    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
+    expected, actual = load_file(reference_dir / weights), load_file(model_dir / weights)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-6, rtol=0, msg=name)
+
+
 @pytest.mark.parametrize("method, learning_rate", [("lora", 1e-2), ("full", 1e-3)])
 def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
-    method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path
+    method, learning_rate, tiny_config, tmp_path
 ):
     """In-process twin of the SIGKILL test below: a crash while checkpoint-12 was being saved, simulated on disk."""
-    config = tiny_config(
-        tiny_model_dir,
-        dialogsum_dir,
-        peft={"method": method},
-        data={"validation": None},
-        train={
-            "learning_rate": learning_rate,
-            "max_steps": 12,
-            "save_steps": 4,
-            "logging_steps": 2,
-            "max_source_length": 64,
-            "tensorboard": False,
-        },
+    config = checkpointed_config(
+        tiny_config, method, learning_rate, max_steps=12, save_steps=4, logging_steps=2, max_source_length=64
     )
-    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
     reference = training.train(config, out_dir=tmp_path / "reference")
 
     root = tmp_path / "crashed"
@@ -332,11 +321,7 @@ def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
         (root / finished).unlink()
 
     training.train(config, out_dir=root, resume=True)
-    expected = load_file(reference.model_dir / weights)
-    resumed = load_file(root / "model" / weights)
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=0, msg=name)
+    assert_same_final_weights(root / "model", reference.model_dir, method)
     # resumed from checkpoint-8 and the log trimmed back to it: each step logged once, with the reference's losses
     logged = [record for record in read_log(root / "log.jsonl") if "loss" in record]
     reference_logged = [record for record in read_log(reference.run_dir / "log.jsonl") if "loss" in record]
@@ -346,8 +331,13 @@ def test_resume_from_the_last_complete_checkpoint_gives_the_same_final_weights(
     assert [record["loss"] for record in logged] == pytest.approx([record["loss"] for record in reference_logged])
 
 
+def train_command(config_file: Path, out: Path, *extra: str) -> list[str]:
+    """``sumlab train config_file --out out ...`` as a subprocess's command."""
+    return [sys.executable, "-m", "sumlab", "train", str(config_file), "--out", str(out), *extra]
+
+
 def start_cli(config_file: Path, out: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "sumlab", "train", str(config_file), "--out", str(out), *extra]
+    command = train_command(config_file, out, *extra)
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=SINGLE_THREAD_ENV)
 
 
@@ -360,23 +350,10 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # two runs side by side, then the resumed one
 @pytest.mark.parametrize("method, learning_rate", [("lora", 1e-2), ("full", 1e-3)])
-def test_resume_after_kill_gives_the_same_final_weights(method, learning_rate, tiny_model_dir, dialogsum_dir, tmp_path):
-    config = tiny_config(
-        tiny_model_dir,
-        dialogsum_dir,
-        peft={"method": method},
-        train={
-            "learning_rate": learning_rate,
-            "max_steps": 20,
-            "save_steps": 5,
-            "max_source_length": 128,
-            "tensorboard": False,
-        },
-    )
-    config = config.model_copy(update={"data": config.data.model_copy(update={"validation": None})})
+def test_resume_after_kill_gives_the_same_final_weights(method, learning_rate, tiny_config, tmp_path):
+    config = checkpointed_config(tiny_config, method, learning_rate, max_steps=20, save_steps=5, max_source_length=128)
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
-    weights = "adapter_model.safetensors" if method == "lora" else "model.safetensors"
 
     reference = start_cli(config_file, tmp_path / "reference")
     interrupted = start_cli(config_file, tmp_path / "interrupted")
@@ -392,11 +369,7 @@ def test_resume_after_kill_gives_the_same_final_weights(method, learning_rate, t
     finish(reference)
 
     finish(start_cli(config_file, tmp_path / "interrupted", "--resume"))
-    expected = load_file(tmp_path / "reference" / "model" / weights)
-    resumed = load_file(tmp_path / "interrupted" / "model" / weights)
-    assert expected.keys() == resumed.keys()
-    for name in expected:
-        torch.testing.assert_close(resumed[name], expected[name], atol=1e-6, rtol=0, msg=name)
+    assert_same_final_weights(tmp_path / "interrupted" / "model", tmp_path / "reference" / "model", method)
     # it resumed rather than starting again: each logged step appears once, the pre-kill ones included
     steps = [record["step"] for record in read_log(tmp_path / "interrupted" / "log.jsonl") if "loss" in record]
     assert steps == list(range(5, 21, 5))
@@ -419,10 +392,8 @@ def test_every_preset_config_loads(path):
 
 
 @pytest.fixture()
-def config_file(tiny_model_dir, dialogsum_dir, tmp_path) -> Path:
+def config_file(tiny_config, tmp_path) -> Path:
     config = tiny_config(
-        tiny_model_dir,
-        dialogsum_dir,
         peft={"method": "lora"},
         train={"max_steps": 2, "max_source_length": 64, "tensorboard": False},
     )
@@ -493,19 +464,7 @@ def test_float16_is_refused_for_t5(config_file, tmp_path, monkeypatch):
 
 def test_cli_train_with_overrides(config_file, tmp_path):
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "sumlab",
-        "train",
-        str(config_file),
-        "--set",
-        "train.max_steps=3",
-        "--set",
-        "train.logging_steps=1",
-        "--out",
-        str(out),
-    ]
+    command = train_command(config_file, out, "--set", "train.max_steps=3", "--set", "train.logging_steps=1")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=SINGLE_THREAD_ENV)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert str(out) in completed.stdout
@@ -515,17 +474,7 @@ def test_cli_train_with_overrides(config_file, tmp_path):
 
 
 def test_cli_bad_override_is_one_line_and_exit_2(config_file, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "sumlab",
-        "train",
-        str(config_file),
-        "--set",
-        "train.nope=1",
-        "--out",
-        str(tmp_path / "run"),
-    ]
+    command = train_command(config_file, tmp_path / "run", "--set", "train.nope=1")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=SINGLE_THREAD_ENV)
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()

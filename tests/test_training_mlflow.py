@@ -13,7 +13,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
 
-from sumlab.config import TrainConfig, build_config  # noqa: E402
+from sumlab.config import TrainConfig  # noqa: E402
 from sumlab.training import trainer as training  # noqa: E402
 from sumlab.training.run_dir import read_log  # noqa: E402
 
@@ -36,19 +36,16 @@ def clean_mlflow():
             os.environ[name] = value
 
 
-def mlflow_config(model_dir: Path, data_dir: Path, name: str, validation: bool = False, **train) -> TrainConfig:
-    """A few LoRA steps (one epoch) of the tiny model on real DialogSum rows, with MLflow tracking on."""
-    data = {
-        "source": str(data_dir),
-        "train": {"split": "train", "limit": 48},
-        "validation": {"split": "validation", "limit": 8} if validation else None,
-    }
-    return build_config(
-        TrainConfig,
-        {
+@pytest.fixture(scope="module")
+def mlflow_config(tiny_train_config, tiny_model_dir):
+    """A few LoRA steps (one epoch) of the tiny model on 48 real DialogSum rows, with MLflow tracking on.
+
+    ``mlflow_config(name, validation=False, **train)``: with ``validation``, 8 rows to validate on.
+    """
+
+    def build(name: str, validation: bool = False, **train: object) -> TrainConfig:
+        sections = {
             "name": name,
-            "model": {"name_or_path": str(model_dir), "dtype": "float32"},
-            "data": data,
             "peft": {"method": "lora"},
             "train": {
                 "learning_rate": 3e-3,
@@ -57,13 +54,14 @@ def mlflow_config(model_dir: Path, data_dir: Path, name: str, validation: bool =
                 "per_device_train_batch_size": 8,
                 "max_source_length": 128,
                 "max_target_length": 64,
-                "precision": "float32",
                 "tensorboard": False,
                 "mlflow": True,
                 **train,
             },
-        },
-    )
+        }
+        return tiny_train_config(tiny_model_dir, (48, 8 if validation else None), sections)
+
+    return build
 
 
 def read_back(store_uri: str, experiment_name: str):
@@ -102,9 +100,9 @@ def check_run(client: MlflowClient, run, run_dir: Path) -> None:
     assert [metric.step for metric in client.get_metric_history(run.info.run_id, "train_loss")] == [STEPS]
 
 
-def test_mlflow_default_store_is_local_under_the_run_dir(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_mlflow_default_store_is_local_under_the_run_dir(mlflow_config, tmp_path):
     run_dir = tmp_path / "run"
-    config = mlflow_config(tiny_model_dir, dialogsum_dir, "mlflow-default", validation=True)
+    config = mlflow_config("mlflow-default", validation=True)
     result = training.train(config, out_dir=run_dir)
 
     store = run_dir / "mlruns"
@@ -121,12 +119,12 @@ def test_mlflow_default_store_is_local_under_the_run_dir(tiny_model_dir, dialogs
     assert frame["metrics.train_loss"].notna().all()
 
 
-def test_mlflow_explicit_tracking_uri(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_mlflow_explicit_tracking_uri(mlflow_config, tmp_path):
     store_uri = (tmp_path / "elsewhere" / "mlruns").as_uri()
     run_dir = tmp_path / "run"
     process_uri = (tmp_path / "process-store").as_uri()
     mlflow.set_tracking_uri(process_uri)  # set earlier in the process (a notebook): the config's URI still wins
-    config = mlflow_config(tiny_model_dir, dialogsum_dir, "mlflow-explicit", mlflow_tracking_uri=store_uri)
+    config = mlflow_config("mlflow-explicit", mlflow_tracking_uri=store_uri)
     result = training.train(config, out_dir=run_dir)
 
     assert mlflow.get_tracking_uri() == process_uri  # and is put back afterwards
@@ -135,25 +133,25 @@ def test_mlflow_explicit_tracking_uri(tiny_model_dir, dialogsum_dir, tmp_path):
     check_run(client, run, result.run_dir)
 
 
-def test_mlflow_runs_in_one_process_keep_their_own_store(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_mlflow_runs_in_one_process_keep_their_own_store(mlflow_config, tmp_path):
     """A second run (another name, another run directory) logs to its own store, not to the first run's."""
     before = {name: os.environ.get(name) for name in MLFLOW_ENV}
-    first = training.train(mlflow_config(tiny_model_dir, dialogsum_dir, "first", max_steps=2), out_dir=tmp_path / "a")
+    first = training.train(mlflow_config("first", max_steps=2), out_dir=tmp_path / "a")
     assert {name: os.environ.get(name) for name in MLFLOW_ENV} == before  # the run's settings are undone
-    second = training.train(mlflow_config(tiny_model_dir, dialogsum_dir, "second", max_steps=2), out_dir=tmp_path / "b")
+    second = training.train(mlflow_config("second", max_steps=2), out_dir=tmp_path / "b")
 
     for result, name, other in ((first, "first", "second"), (second, "second", "first")):
         client, _ = read_back((result.run_dir / "mlruns").resolve().as_uri(), name)
         assert client.get_experiment_by_name(other) is None
 
 
-def test_mlflow_logs_into_a_run_the_caller_opened(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_mlflow_logs_into_a_run_the_caller_opened(mlflow_config, tmp_path):
     """In a notebook, inside ``with mlflow.start_run():``, the run logs into the caller's run and leaves it open."""
     store_uri = (tmp_path / "store").as_uri()
     os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # the caller's own file store; clean_mlflow removes it again
     mlflow.set_tracking_uri(store_uri)
     mlflow.set_experiment("notebook")
-    config = mlflow_config(tiny_model_dir, dialogsum_dir, "in-notebook", validation=True, mlflow_tracking_uri=store_uri)
+    config = mlflow_config("in-notebook", validation=True, mlflow_tracking_uri=store_uri)
     with mlflow.start_run() as outer:
         result = training.train(config, out_dir=tmp_path / "run")
         assert mlflow.active_run().info.run_id == outer.info.run_id  # still open: the caller ends it
@@ -164,12 +162,12 @@ def test_mlflow_logs_into_a_run_the_caller_opened(tiny_model_dir, dialogsum_dir,
     assert [metric.step for metric in client.get_metric_history(run.info.run_id, "eval_loss")] == [STEPS, STEPS]
 
 
-def test_a_resumed_run_logs_to_the_same_mlflow_run(tiny_model_dir, dialogsum_dir, tmp_path):
+def test_a_resumed_run_logs_to_the_same_mlflow_run(mlflow_config, tmp_path):
     """A crash after checkpoint-4 (simulated: its later files removed), then --resume: still one MLflow run."""
     import shutil
 
     run_dir = tmp_path / "run"
-    config = mlflow_config(tiny_model_dir, dialogsum_dir, "mlflow-resume", save_steps=2, save_total_limit=3)
+    config = mlflow_config("mlflow-resume", save_steps=2, save_total_limit=3)
     training.train(config, out_dir=run_dir)
     first_id = (run_dir / "mlflow_run_id").read_text(encoding="utf-8")
     shutil.rmtree(run_dir / "checkpoints" / f"checkpoint-{STEPS}")
