@@ -73,12 +73,18 @@ app.command("serve")(serve.serve_command)
 
 def main() -> None:
     """Entry point: run the app, turning SumlabError into one line and exit code 2."""
+    from sumlab.runtime.distributed import close_process_group
+
     try:
         app()
+    except SystemExit:  # typer ends every command so, done or refused
+        close_process_group()
+        raise
     except SumlabError as exc:
         if _state["debug"]:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        close_process_group()  # every rank refuses together (run_on_main): the group itself is sound
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

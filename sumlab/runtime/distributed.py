@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -84,6 +85,21 @@ def is_main_process() -> bool:
 def barrier() -> None:
     """Wait until every process gets here (no-op with one process)."""
     distributed_state().wait_for_everyone()
+
+
+def close_process_group() -> None:
+    """Leave the job's process group, if this process joined one (a no-op otherwise).
+
+    Called when a command ends. Left to the interpreter's shutdown, the group's C++ destructors race its
+    worker threads, and under load a rank that finished its work could still abort ("terminate called without
+    an active exception", exit code -6), failing the whole launch.
+    """
+    if "torch.distributed" not in sys.modules:  # a light command never imported torch: nothing to close
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def run_on_main(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
