@@ -609,7 +609,7 @@ def test_load_benchmark_smoke(tmp_path, dialogsum_dir):
         str(out),
     ]
     finished = subprocess.run(
-        command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300
+        command, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300
     )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
     result = json.loads(out.read_text())

@@ -28,7 +28,7 @@ from sumlab.evaluation.rouge import ROUGE_KEYS
 from sumlab.evaluation.scoring import score_models, scores_to_json
 from sumlab.generation.batching import summarize
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 LAB_CSV = SHARED_DATA / "seed" / "dialogue-summary-training-results.csv"
 LAB_MODELS = ["original_model_summaries", "instruct_model_summaries", "peft_model_summaries"]
 DIALOGUE = "#Person1#: Could you help me with my homework?\n#Person2#: Sure, what is it about?\n#Person1#: Maths."

@@ -9,7 +9,7 @@ import yaml
 
 from sumlab.config import ExperimentConfig, load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = sorted(p for p in CONFIGS.glob("*.yaml") if "models" in (yaml.safe_load(p.read_text()) or {}))
 
 

@@ -25,7 +25,7 @@ from sumlab.generation.batching import summarize
 from sumlab.runtime import progress
 from sumlab.training import trainer as training
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BAR = "━"  # what rich draws a bar with
 DICT_LINE = re.compile(r"\{'loss': ")  # the Trainer's PrinterCallback line: {'loss': '3.919', 'grad_norm': ...}

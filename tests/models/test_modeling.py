@@ -1,4 +1,4 @@
-"""Tests for sumlab.modeling: FLAN-T5 layout at random init, dtypes, safe loading, PEFT, parameter counts."""
+"""Tests for sumlab.models: FLAN-T5 layout at random init, dtypes, safe loading, PEFT, parameter counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for sumlab.features: tokenizing, truncation counts, dynamic padding and -100 label padding."""
+"""Tests for sumlab.text.features: tokenizing, truncation counts, dynamic padding and -100 label padding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for PEFT methods and sumlab.adapters: each method trains and reloads, merging, wrong bases."""
+"""Tests for PEFT methods and sumlab.models.adapters: each method trains and reloads, merging, wrong bases."""
 
 from __future__ import annotations
 

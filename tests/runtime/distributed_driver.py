@@ -1,6 +1,6 @@
-"""Programs that tests/test_distributed.py runs under torchrun (one copy per process).
+"""Programs that tests/runtime/test_distributed.py runs under torchrun (one copy per process).
 
-python -m torch.distributed.run --nproc_per_node=2 tests/distributed_driver.py signal RANK STEP SIGNAL -- SUMLAB ARGS...
+python -m torch.distributed.run --nproc_per_node=2 tests/runtime/distributed_driver.py signal RANK STEP SIGNAL -- SUMLAB ARGS...
     ``sumlab SUMLAB ARGS`` (e.g. ``train config.yaml --out run``), where process RANK sends itself SIGNAL
     at the end of training step STEP: SIGKILL is a peer that dies without a word (as after an OOM kill),
     SIGSTOP one that hangs (as in a deadlock or on a stuck GPU) while its process lives on.

@@ -29,7 +29,7 @@ from sumlab.serve.schemas import ServeLimits  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 TOKEN = "browser-token-0123456789abcdef"
 LIMITS = ServeLimits(default_max_new_tokens=12, batch_wait_ms=20)

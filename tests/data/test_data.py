@@ -23,7 +23,7 @@ from sumlab.data.loading import (
 )
 from sumlab.errors import SumlabError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 ROWS = [
     {"id": "a", "topic": "t1", "dialogue": "#Person1#: hi\n#Person2#: hello", "summary": "They greet."},

@@ -1,4 +1,4 @@
-"""Tests for sumlab.predictions and sumlab.evaluation: prediction files, tables, multi-reference scoring."""
+"""Tests for sumlab.evaluation.predictions and .scoring: prediction files, tables, multi-reference scoring."""
 
 from __future__ import annotations
 

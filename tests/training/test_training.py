@@ -26,7 +26,7 @@ from sumlab.text.prompts import TEMPLATES
 from sumlab.training import trainer as training
 from sumlab.training.run_dir import read_log
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_FILES = sorted([*REPO.glob("configs/*.yaml"), *REPO.glob("configs/*.yml")])
 SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

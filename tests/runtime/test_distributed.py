@@ -1,4 +1,4 @@
-"""Tests for sumlab.distributed: real multi-process runs on CPU (gloo), the accelerate presets, and the pieces.
+"""Several processes: the process group, generation split across ranks, checkpoint rules, real runs on CPU (gloo).
 
 The slow tests start 2 processes with torchrun or accelerate launch on the tiny model, and check what the
 issue asks: 2-process DDP training ends with the weights of 1 process with the same global batch; 2-process
@@ -35,7 +35,7 @@ from sumlab.training import checkpoints
 from sumlab.training import trainer as training
 from sumlab.training.run_dir import read_log
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("distributed_driver.py")
 PRESETS = sorted((REPO / "configs" / "accelerate").glob("*.yaml"))
 TIMEOUT = 240  # seconds for any one launch; a hang fails the test instead of blocking CI

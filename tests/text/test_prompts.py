@@ -1,4 +1,4 @@
-"""Tests for sumlab.prompts: the lab's template, named templates, and checks on a user's own template."""
+"""Tests for sumlab.text.prompts: the lab's template, named templates, and checks on a user's own template."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for sumlab.metrics: ROUGE parity with rouge_score and the lab, bootstrap CIs and paired tests."""
+"""Tests for sumlab.evaluation.rouge and .statistics: ROUGE parity with the lab, bootstrap CIs, paired tests."""
 
 from __future__ import annotations
 
