@@ -171,9 +171,8 @@ def token_counts(batches: list[dict], pad_id: int) -> dict:
     real = padded = 0
     for batch in batches:
         real += int(batch["attention_mask"].sum())
-        real += int(
-            ((batch["labels"] != LABEL_PAD) & (batch["labels"] != pad_id)).sum()
-        )  # pad id 0 is never a real token
+        # pad id 0 is never a real token
+        real += int(((batch["labels"] != LABEL_PAD) & (batch["labels"] != pad_id)).sum())
         padded += batch["input_ids"].numel() + batch["labels"].numel()
     return {"real": real, "padded": padded}
 

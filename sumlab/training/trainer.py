@@ -314,9 +314,8 @@ def train(
     run_on_main(check_run_dir, root, config_yaml, resume=resume, overwrite=overwrite)
     template = resolve_template(config.prompt)
     tokenizer = load_tokenizer(config.model)
-    set_seed(
-        config.train.seed
-    )  # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
+    # PEFT initialises its adapter weights (LoRA's A, prompt embeddings) from the global RNG
+    set_seed(config.train.seed)
     model = build_trainable_model(config)
     train_set, eval_set, truncation = build_datasets(config, tokenizer, template, causal=is_causal(model))
     # created only now, so that a config that fails above leaves no run directory behind
