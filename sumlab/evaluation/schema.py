@@ -94,12 +94,9 @@ class RunSummary(Document):
 # -- results.json ---------------------------------------------------------------------------------------------------
 
 
-class Cost(Document):
+class Cost(ParameterCounts):
     """What training a model cost: parameters, size on disk, time and peak memory."""
 
-    trainable: int
-    total: int
-    percent: float
     saved_bytes: int
     full_model_bytes: int
     train_seconds: float
