@@ -43,7 +43,7 @@ from sumlab.evaluation.schema import (
     Setup,
     read_run_summary,
 )
-from sumlab.experiment.compare import report_predictions
+from sumlab.experiment.compare import RESULTS_FILE, report_predictions
 from sumlab.generation.batching import summarize
 from sumlab.models.adapters import attach_adapter
 from sumlab.models.loading import load_model, load_tokenizer
@@ -67,7 +67,7 @@ class ExperimentPaths:
     stages = property(lambda self: self.root / "stages")
     runs = property(lambda self: self.root / "runs")
     predictions = property(lambda self: self.root / "predictions")
-    results = property(lambda self: self.root / "results.json")
+    results = property(lambda self: self.root / RESULTS_FILE)
 
     def stage_marker(self, stage: str) -> Path:
         return self.stages / f"{stage}.json"

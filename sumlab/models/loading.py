@@ -19,9 +19,9 @@ from sumlab.models.family import auto_model_class, family_of
 from sumlab.models.random_init import build_random_model
 from sumlab.models.sources import (
     BUNDLED_MODELS,
-    _check_local_exists,
-    _expand,
-    _hub_hint,
+    check_local_exists,
+    expand_source,
+    hub_hint,
     is_local,
 )
 
@@ -70,11 +70,11 @@ def load_tokenizer(config: ModelConfig):
     if config.tokenizer is None and config.random_init and not is_local(source):
         log.info("no tokenizer for random-init %s offline: using the byte-level ByT5 tokenizer", source)
         return ByT5Tokenizer()
-    _check_local_exists(source, "tokenizer")
+    check_local_exists(source, "tokenizer")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(_expand(source), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(expand_source(source), trust_remote_code=False)
     except OSError as exc:
-        raise SumlabError(f"could not load the tokenizer {source!r}: {first_line(exc)}", _hub_hint(source)) from None
+        raise SumlabError(f"could not load the tokenizer {source!r}: {first_line(exc)}", hub_hint(source)) from None
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 and Llama tokenizers have none; padding is masked anyway
     return tokenizer
@@ -94,8 +94,8 @@ def load_pretrained(
     name_or_path: str, precision: Precision, allow_pickle: bool = False, family: str = "auto"
 ) -> PreTrainedModel:
     """``from_pretrained`` (seq2seq or causal) with safetensors by default and never remote code."""
-    _check_local_exists(name_or_path, "model")
-    source = _expand(name_or_path)
+    check_local_exists(name_or_path, "model")
+    source = expand_source(name_or_path)
     if is_local(name_or_path):
         check_weight_format(Path(source), allow_pickle)
     try:
@@ -108,7 +108,7 @@ def load_pretrained(
         raise
     except (OSError, ValueError) as exc:
         raise SumlabError(
-            f"could not load the model {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)
+            f"could not load the model {name_or_path!r}: {first_line(exc)}", hub_hint(name_or_path)
         ) from None
     if name_or_path in BUNDLED_MODELS:
         model.config.name_or_path = name_or_path  # adapters then record the portable name, not a site-packages path

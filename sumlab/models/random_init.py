@@ -11,7 +11,7 @@ from transformers import AutoConfig, PreTrainedModel
 
 from sumlab.errors import SumlabError
 from sumlab.models.family import auto_model_class, family_of
-from sumlab.models.sources import _expand, is_local, known_architectures
+from sumlab.models.sources import expand_source, is_local, known_architectures
 
 
 def untie_lm_head(model: PreTrainedModel) -> None:
@@ -37,9 +37,9 @@ def build_random_model(name_or_path: str, seed: int = 0, family: str = "auto") -
     if name_or_path in architectures:
         config_dict = json.loads(architectures[name_or_path].read_text())
         model_config = AutoConfig.for_model(**config_dict)
-    elif is_local(name_or_path) and (Path(_expand(name_or_path)) / "config.json").is_file():
-        config_dict = json.loads((Path(_expand(name_or_path)) / "config.json").read_text())
-        model_config = AutoConfig.from_pretrained(_expand(name_or_path), trust_remote_code=False)
+    elif is_local(name_or_path) and (Path(expand_source(name_or_path)) / "config.json").is_file():
+        config_dict = json.loads((Path(expand_source(name_or_path)) / "config.json").read_text())
+        model_config = AutoConfig.from_pretrained(expand_source(name_or_path), trust_remote_code=False)
     else:
         known = ", ".join(sorted(architectures))
         raise SumlabError(

@@ -27,16 +27,19 @@ def is_local(name_or_path: str) -> bool:
     return name_or_path in BUNDLED_MODELS or local_path(name_or_path) is not None
 
 
-def _check_local_exists(name_or_path: str, what: str) -> None:
-    if is_local(name_or_path) and not Path(_expand(name_or_path)).exists():
+def check_local_exists(name_or_path: str, what: str) -> None:
+    """Raise when ``name_or_path`` names a local path (not a hub id) that does not exist."""
+    if is_local(name_or_path) and not Path(expand_source(name_or_path)).exists():
         raise SumlabError(f"{what} path not found: {name_or_path}", "check the path, or give a hub id")
 
 
-def _expand(name_or_path: str) -> str:
+def expand_source(name_or_path: str) -> str:
+    """The path to load from: a bundled model's place in the package, ``~`` expanded; a hub id unchanged."""
     return os.path.expanduser(resolve_bundled(name_or_path))
 
 
-def _hub_hint(name_or_path: str) -> str:
+def hub_hint(name_or_path: str) -> str:
+    """What to try when loading ``name_or_path`` failed: check the directory, or work offline."""
     if is_local(name_or_path):
         return "check that the directory holds a saved model (config.json and safetensors weights)"
     return "no hub access? pass a local model directory, or --random-init for a known architecture"
@@ -57,10 +60,10 @@ def architecture_config(name_or_path: str) -> PretrainedConfig:
     architectures = known_architectures()
     if name_or_path in architectures:
         return AutoConfig.for_model(**json.loads(architectures[name_or_path].read_text()))
-    _check_local_exists(name_or_path, "model")
+    check_local_exists(name_or_path, "model")
     try:
-        return AutoConfig.from_pretrained(_expand(name_or_path), trust_remote_code=False)
+        return AutoConfig.from_pretrained(expand_source(name_or_path), trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise SumlabError(
-            f"could not read the config of {name_or_path!r}: {first_line(exc)}", _hub_hint(name_or_path)
+            f"could not read the config of {name_or_path!r}: {first_line(exc)}", hub_hint(name_or_path)
         ) from None
