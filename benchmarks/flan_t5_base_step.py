@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_info  # benchmarks/machine.py (the script's own folder)
 
 ARMS = ("full", "lora")
 LEARNING_RATES = {"full": 1e-5, "lora": 1e-3}  # the lab's
@@ -118,30 +117,6 @@ def run_arm(args: argparse.Namespace) -> dict:
     return result
 
 
-def machine_info() -> dict:
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    import transformers
-
-    info = {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
 def main() -> None:
     args = parse_args()
     if args.arm:
@@ -184,7 +159,7 @@ def main() -> None:
         "command": "python benchmarks/flan_t5_base_step.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(),
         "setup": {
-            "model": "google/flan-t5-base architecture (sumlab/architectures), random init, float32",
+            "model": "google/flan-t5-base architecture (sumlab/models/architectures), random init, float32",
             "tokenizer": "ByT5 byte-level (random init offline)",
             "batch_size": args.batch_size,
             "max_source_length": args.max_source_length,

@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-import transformers
+from machine import machine_info  # benchmarks/machine.py (the script's own folder)
 from transformers import default_data_collator
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -87,26 +85,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
-
-
-def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "device": "cpu",
-    }
 
 
 def build_tiny(data: Path, vocab_size: int, d_model: int, seed: int):
@@ -321,7 +299,7 @@ def main() -> None:
     report = {
         "benchmark": "train_throughput",
         "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(args.threads),
+        "machine": machine_info(torch_threads=args.threads, device="cpu"),
         "setup": {
             "model": "the same model, from the same initial weights, in every arm of a setting; "
             "each setting's model and tokenizer are in settings.<name>.model / .tokenizer",
