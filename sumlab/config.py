@@ -22,7 +22,8 @@ from pydantic import (
 )
 
 from sumlab.errors import SumlabError
-from sumlab.models.resolve import missing_local_path, require_saved_model
+from sumlab.models.resolve import require_saved_model
+from sumlab.runtime.paths import missing_local_path
 from sumlab.text.prompts import check_template, named_template
 
 DEFAULT_DATASET = "knkarthick/dialogsum"

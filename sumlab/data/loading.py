@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sumlab.config import ColumnMap, DataConfig
 from sumlab.errors import SumlabError, first_line
-from sumlab.models.resolve import FILE_SUFFIXES, local_path
+from sumlab.runtime.paths import FILE_SUFFIXES, local_path
 
 if TYPE_CHECKING:
     import datasets

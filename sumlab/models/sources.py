@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import AutoConfig, PretrainedConfig
 
 from sumlab.errors import SumlabError, first_line
-from sumlab.models.resolve import local_path
+from sumlab.runtime.paths import local_path
 
 BUNDLED_MODELS = {"sumlab-tiny-t5": "demo/sumlab-tiny-t5"}  # shipped inside the package
 

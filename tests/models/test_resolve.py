@@ -1,4 +1,4 @@
-"""Tests for sumlab.models.resolve: hub id or local path, and what a local path holds, as every loader sees it."""
+"""Tests for sumlab.runtime.paths (hub id or local path) and sumlab.models.resolve (what a local path holds)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from sumlab.errors import SumlabError
-from sumlab.models.resolve import (
-    SavedModel,
-    find_saved_model,
-    local_path,
-    missing_local_path,
-    require_saved_model,
-)
+from sumlab.models.resolve import SavedModel, find_saved_model, require_saved_model
+from sumlab.runtime.paths import local_path, missing_local_path
 
 
 def saved(directory: Path, config_file: str) -> Path:
