@@ -21,26 +21,61 @@ All truncate at 512 tokens on both sides, so all see exactly the same real token
   sequences) and 8000 (lengths near FLAN-T5's sentencepiece on DialogSum).
 
 The arms run alternately ``--repeats`` times and the median is reported. Tiny models gain nothing from
-extra threads and a busy machine makes them fight, so one thread is the default.
+extra threads and a busy machine makes them fight, so one thread is the default. These tiny settings
+measure Python and padding overhead only ("overhead" figures); the real architectures are below.
+
+Real architectures (issue #14), one result file each, ``results/train_throughput_<name>.json``:
+
+    python benchmarks/train_throughput.py --arch google/flan-t5-base
+    python benchmarks/train_throughput.py --arch Qwen/Qwen2.5-0.5B
+
+The architecture is built offline at random init from sumlab's bundled config
+(``sumlab.models.random_init.build_random_model``; ``Qwen/Qwen2.5-0.5B`` uses the bundled
+``Qwen2.5-0.5B-Instruct`` config, the same architecture). Its real tokenizer is not available offline,
+so a byte-level BPE tokenizer is trained on DialogSum training text with the architecture's vocabulary
+size (as many tokens as BPE finds: all 32,128 for T5, about 37k of Qwen's 151,936); it gives DialogSum
+lengths near FLAN-T5's (a dialogue about 197 tokens, a summary 34), and the model keeps its full
+vocabulary, so every step computes the full-size embedding and output head. Four arms, each a fresh
+model from the same seed, one warm-up step on its own batch, then ``--steps`` timed AdamW steps on the
+same ``--batch-size`` x ``--steps`` training examples:
+
+- batching ``lab``: sources and labels padded to 512, pad ids left in the labels (a decoder-only model:
+  prompt and summary, each cut at 512, padded to 1024, pad ids in the labels), random order;
+- batching ``sumlab``: dynamic padding, -100 label padding, transformers' length-grouped order;
+- each in ``float32`` and under ``torch.autocast("cpu", dtype=torch.bfloat16)``.
+
+Per arm: seconds per step, examples/s, real tokens/s and MFU (``benchmarks/flops.py``: model FLOPs of the
+real tokens / seconds / the matmul peak of the arm's dtype, measured in the same run before and after the
+arms, the best of the two), and the ratios sumlab/lab (same precision) and bf16/fp32 (same batching).
+``--layers N`` keeps N layers per stack, for a quick smoke run only; ``--batchings`` and ``--precisions``
+pick arms. Memory: Qwen's ``lab`` arm (4 x 1024 positions, a 151,936-token head, full AdamW) needs more
+than 20 GB in float32; ``--batch-size 2`` halves its activations.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+from flops import ModelShape, matmul_peak, model_shape, training_flops  # benchmarks/flops.py
 from machine import machine_info  # benchmarks/machine.py (the script's own folder)
 from transformers import default_data_collator
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from sumlab.config import ModelConfig
 from sumlab.data.loading import load_split
+from sumlab.models.family import is_causal
 from sumlab.models.loading import load_model, load_tokenizer
+from sumlab.models.random_init import build_random_model
+from sumlab.models.sources import known_architectures
 from sumlab.models.tiny import build_tiny_t5, train_tokenizer
 from sumlab.runtime.fileio import write_json_atomic
 from sumlab.text.features import (
@@ -52,6 +87,8 @@ from sumlab.text.features import (
 from sumlab.text.prompts import TEMPLATES
 
 LAB_LENGTH = 512
+ARCH_BATCHINGS = ("lab", "sumlab")
+ARCH_PRECISIONS = ("float32", "bfloat16")
 
 
 def parse_args() -> argparse.Namespace:
@@ -61,9 +98,23 @@ def parse_args() -> argparse.Namespace:
         default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dialogsum"),
         help="DialogSum directory (train.jsonl, validation.jsonl)",
     )
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train_throughput.json"))
-    parser.add_argument("--examples", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="result file (default: results/train_throughput.json, or train_throughput_<arch name>.json with --arch)",
+    )
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help="a real architecture at random init (google/flan-t5-base, Qwen/Qwen2.5-0.5B): the lab's batches "
+        "against sumlab's, in float32 and bf16 autocast; without it, the tiny overhead settings",
+    )
+    parser.add_argument("--steps", type=int, default=3, help="--arch: timed optimizer steps per arm, after 1 warm-up")
+    parser.add_argument("--layers", type=int, default=None, help="--arch: keep only N layers per stack (smoke runs)")
+    parser.add_argument("--precisions", nargs="*", default=list(ARCH_PRECISIONS), choices=ARCH_PRECISIONS)
+    parser.add_argument("--batchings", nargs="*", default=list(ARCH_BATCHINGS), choices=ARCH_BATCHINGS)
+    parser.add_argument("--examples", type=int, default=256, help="tiny settings only (--arch: batch x (steps + 1))")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 8 (tiny settings), 4 (--arch)")
     parser.add_argument("--epochs", type=int, default=1, help="passes over the examples (steps = epochs * batches)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--d-model", type=int, default=64)
@@ -81,8 +132,10 @@ def parse_args() -> argparse.Namespace:
         help="random-init tiny T5s to try, by tokenizer: 800 is the tests' (long sequences), "
         "8000 gives lengths near FLAN-T5's",
     )
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default 1e-3 (tiny), 1e-5 (--arch)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads: default 1 (tiny settings), 2 (--arch)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -284,8 +337,282 @@ def run_setting(args: argparse.Namespace, data: Path, label: str, tokenizer, fre
     }
 
 
+# Real architectures (--arch): the lab's batches against sumlab's, in float32 and bf16 autocast.
+
+
+def resolve_architecture(name: str) -> str:
+    """The bundled architecture of ``name``; a base model shares its instruct model's (``Qwen/Qwen2.5-0.5B``)."""
+    known = known_architectures()
+    if name in known:
+        return name
+    if f"{name}-Instruct" in known:
+        return f"{name}-Instruct"
+    sys.exit(f"no bundled architecture for {name!r}: use one of {', '.join(sorted(known))}")
+
+
+def build_arch_model(architecture: str, seed: int, layers: int | None):
+    """The architecture at random init, offline (sumlab's builder); with ``layers``, that many per stack."""
+    if layers is None:
+        return build_random_model(architecture, seed=seed).train()
+    config = json.loads(known_architectures()[architecture].read_text())
+    for key in ("num_layers", "num_decoder_layers", "num_hidden_layers", "max_window_layers"):
+        if key in config:
+            config[key] = layers
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "config.json").write_text(json.dumps(config))
+        return build_random_model(folder, seed=seed).train()
+
+
+def build_arch_tokenizer(data: Path, vocab_size: int, causal: bool):
+    """A byte-level BPE tokenizer of up to ``vocab_size`` tokens (as many as BPE finds), on DialogSum train text."""
+    rows = load_split(str(data), "train")
+    texts = [row.dialogue for row in rows] + [row.summary for row in rows]
+    return train_tokenizer(texts, vocab_size=vocab_size, causal=causal)
+
+
+def lab_arch_features(examples, tokenizer, causal: bool) -> list[dict]:
+    """The lab's features: padded to 512 on both sides, pad ids in the labels.
+
+    A decoder-only model has no lab recipe; the same idea: sumlab's prompt + summary sequence (each cut at
+    512) padded to 1024, pad ids left in the labels (the compute depends only on the width).
+    """
+    if not causal:
+        return lab_features(examples, tokenizer, TEMPLATES["lab"], LAB_LENGTH)
+    features, _ = tokenize_examples(examples, tokenizer, TEMPLATES["lab"], LAB_LENGTH, LAB_LENGTH, causal=True)
+    return [_pad_to(feature, 2 * LAB_LENGTH, tokenizer.pad_token_id) for feature in features]
+
+
+def _pad_to(feature: dict, length: int, pad_id: int) -> dict:
+    pad = length - len(feature["input_ids"])
+    return {
+        "input_ids": feature["input_ids"] + [pad_id] * pad,
+        "attention_mask": feature["attention_mask"] + [0] * pad,
+        "labels": feature["labels"] + [pad_id] * pad,
+    }
+
+
+def arch_batches(batching: str, examples, tokenizer, model, batch_size: int, seed: int) -> tuple[dict, list[dict]]:
+    """The warm-up batch (the first ``batch_size`` examples) and the timed batches (the rest), collated.
+
+    ``lab``: the examples' (random) order; ``sumlab``: the timed examples in length-grouped order.
+    """
+    causal = is_causal(model)
+    if batching == "lab":
+        features = lab_arch_features(examples, tokenizer, causal)
+        return _lab_collate(features[:batch_size]), make_batches(
+            features[batch_size:], _lab_collate, batch_size, list(range(len(features) - batch_size))
+        )
+    features, _ = tokenize_examples(examples, tokenizer, TEMPLATES["lab"], LAB_LENGTH, LAB_LENGTH, causal=causal)
+    collate = dynamic_padding_collator(tokenizer, model)
+    timed = features[batch_size:]
+    lengths = [len(feature["input_ids"]) for feature in timed]
+    grouped = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(seed))
+    warmup = collate([dict(feature) for feature in features[:batch_size]])
+    return warmup, make_batches(timed, collate, batch_size, [int(i) for i in grouped])
+
+
+def sequence_lengths(batch: dict, causal: bool, pad_id: int) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Each row's real (source, target) tokens, and the batch's padded (source, target) widths.
+
+    A decoder-only row is all target (source 0): the prompt and the summary are one sequence.
+    """
+    sources = [int(n) for n in batch["attention_mask"].sum(dim=1)]
+    if causal:
+        return [(0, n) for n in sources], (0, batch["input_ids"].shape[1])
+    labels = batch["labels"]
+    targets = [int(n) for n in ((labels != LABEL_PAD) & (labels != pad_id)).sum(dim=1)]
+    return list(zip(sources, targets)), (batch["input_ids"].shape[1], labels.shape[1])
+
+
+def batches_work(shape: ModelShape, batches: list[dict], causal: bool, pad_id: int) -> dict:
+    """Real tokens, training FLOPs of the real tokens, and of every position processed (padding included)."""
+    real_tokens, real_flops, padded_flops = 0, 0.0, 0.0
+    for batch in batches:
+        rows, (source_width, target_width) = sequence_lengths(batch, causal, pad_id)
+        real_tokens += sum(source + target for source, target in rows)
+        real_flops += sum(training_flops(shape, source, target) for source, target in rows)
+        padded_flops += len(rows) * training_flops(shape, source_width, target_width)
+    return {"real_tokens": real_tokens, "model_flops": real_flops, "padded_flops": padded_flops}
+
+
+def timed_training(model, warmup: dict, batches: list[dict], bf16: bool, learning_rate: float):
+    """An untimed warm-up step, then one timed AdamW step per batch: the timed steps' seconds, and all losses."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    seconds, losses = [], []
+    for batch in [warmup, *batches]:
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()  # outside autocast, as torch recommends; the weights and AdamW stay float32
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        seconds.append(time.perf_counter() - started)
+    return seconds[1:], losses
+
+
+def arch_arm(seconds: list[float], work: dict, batches: list[dict], losses: list[float], peak: float) -> dict:
+    """One arm's figures: per step, per second, and as a fraction of the matmul peak of its dtype."""
+    total = sum(seconds)
+    examples = sum(batch["input_ids"].shape[0] for batch in batches)
+    return {
+        "seconds_per_step": round(total / len(seconds), 3),
+        "step_seconds": [round(s, 3) for s in seconds],
+        "examples_per_second": round(examples / total, 4),
+        "real_tokens_per_second": round(work["real_tokens"] / total, 1),
+        "model_gflop_per_second": round(work["model_flops"] / total / 1e9, 2),
+        "mfu": round(work["model_flops"] / total / peak, 4),
+        "padded_flops_utilisation": round(work["padded_flops"] / total / peak, 4),
+        "real_tokens": work["real_tokens"],
+        "model_tflop": round(work["model_flops"] / 1e12, 4),
+        "padded_tflop": round(work["padded_flops"] / 1e12, 4),
+        "mean_batch_width": {
+            "source": round(statistics.mean(b["input_ids"].shape[1] for b in batches), 1),
+            "labels": round(statistics.mean(b["labels"].shape[1] for b in batches), 1),
+        },
+        "losses": [round(loss, 4) for loss in losses],
+    }
+
+
+def measure_peaks(precisions: list[str], threads: int) -> dict:
+    """The matmul peak FLOP/s of each precision's dtype at ``threads`` threads."""
+    return {precision: matmul_peak(getattr(torch, precision), threads) for precision in precisions}
+
+
+def run_arch(args: argparse.Namespace) -> dict:
+    """Every batching in every precision on one real architecture: the same examples, steps and initial weights."""
+    architecture = resolve_architecture(args.arch)
+    data = Path(args.data)
+    learning_rate = args.learning_rate or 1e-5
+    peaks_before = measure_peaks(args.precisions, args.threads)
+    probe = build_arch_model(architecture, args.seed, args.layers)
+    causal, shape, parameters = is_causal(probe), model_shape(probe), _parameters(probe)
+    hf = probe.config
+    del probe
+    tokenizer = build_arch_tokenizer(data, hf.vocab_size, causal)
+    examples = load_split(str(data), "train", shuffle=True, seed=args.seed, limit=args.batch_size * (args.steps + 1))
+    features, truncation = tokenize_examples(
+        examples[args.batch_size :], tokenizer, TEMPLATES["lab"], LAB_LENGTH, LAB_LENGTH, causal=causal
+    )
+
+    runs = {}
+    for precision in args.precisions:
+        for batching in args.batchings:
+            name = f"{batching}_{precision}"
+            model = build_arch_model(architecture, args.seed, args.layers)
+            warmup, batches = arch_batches(batching, examples, tokenizer, model, args.batch_size, args.seed)
+            seconds, losses = timed_training(model, warmup, batches, precision == "bfloat16", learning_rate)
+            runs[name] = (precision, batches, seconds, losses)
+            del model, warmup
+            gc.collect()
+            print(f"{name}: {sum(seconds) / len(seconds):.2f} s/step ({len(seconds)} timed steps)", flush=True)
+    peaks_after = measure_peaks(args.precisions, args.threads)
+    peaks = {precision: max(peaks_before[precision], peaks_after[precision]) for precision in args.precisions}
+
+    arms = {}
+    for name, (precision, batches, seconds, losses) in runs.items():
+        work = batches_work(shape, batches, causal, tokenizer.pad_token_id)
+        arms[name] = arch_arm(seconds, work, batches, losses, peaks[precision])
+    real_tokens = {arm["real_tokens"] for arm in arms.values()}
+    assert len(real_tokens) == 1, real_tokens  # every arm trains on the same real tokens
+
+    return {
+        "benchmark": "train_throughput",
+        "command": "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(torch_threads=args.threads, device="cpu"),
+        "setup": {
+            "architecture": args.arch
+            + (f" (bundled config {architecture}: the same architecture)" if architecture != args.arch else ""),
+            "model": f"random init (seed {args.seed}, sumlab.models.random_init.build_random_model, offline), "
+            f"{parameters} parameters, float32 weights; a fresh model in every arm"
+            + (
+                f"; REDUCED to {args.layers} layers per stack (smoke run, not a benchmark figure)"
+                if args.layers
+                else ""
+            ),
+            "matmul_parameters": {"encoder": shape.encoder_parameters, "decoder": shape.decoder_parameters},
+            "tokenizer": f"byte-level BPE trained on DialogSum train text, vocab {len(tokenizer)} (asked "
+            f"{hf.vocab_size}, the architecture's; the real tokenizer is not available offline). The model keeps "
+            f"its {hf.vocab_size}-token embedding and output head",
+            "examples": "DialogSum train, shuffled (seed {}): {} for the warm-up step, {} timed".format(
+                args.seed, args.batch_size, args.batch_size * args.steps
+            ),
+            "mean_tokens_timed": {
+                "source" if not causal else "prompt_and_summary": round(
+                    statistics.mean(len(f["input_ids"]) for f in features), 1
+                ),
+                "summary": round(
+                    statistics.mean(sum(label != LABEL_PAD for label in f["labels"]) for f in features), 1
+                ),
+            },
+            "truncated_at_512": {"sources": truncation.sources, "summaries": truncation.targets},
+            "batch_size": args.batch_size,
+            "timed_steps": args.steps,
+            "warmup_steps": 1,
+            "optimizer": f"AdamW lr {learning_rate}",
+            "torch_threads": args.threads,
+            "arms": {
+                "lab": "sources and labels padded to 512, pad ids left in the labels"
+                + (" (decoder-only: prompt + summary padded to 1024)" if causal else "")
+                + ", random order",
+                "sumlab": "tokenize_examples + dynamic_padding_collator (-100 label padding), length-grouped order",
+                "float32": "float32 throughout",
+                "bfloat16": 'forward under torch.autocast("cpu", dtype=torch.bfloat16); float32 weights and AdamW',
+            },
+            "flops": "benchmarks/flops.py: training FLOPs = 3x forward = 6 x matmul parameters x tokens "
+            "(encoder x source, decoder x target for T5) + attention (PaLM's MFU); model FLOPs count real "
+            "tokens, padded FLOPs every position processed",
+        },
+        "matmul_peak_gflop_per_second": {
+            precision: {
+                "before": round(peaks_before[precision] / 1e9, 1),
+                "after": round(peaks_after[precision] / 1e9, 1),
+                "used": round(peaks[precision] / 1e9, 1),
+            }
+            for precision in args.precisions
+        },
+        "target": "issue #14: bf16 autocast at least 2x float32 on a bf16-capable CPU (flan-t5-base architecture)",
+        "arms": arms,
+        "ratios": arch_ratios(arms, args.batchings, args.precisions),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "note": "figures vary a lot between machines and with load: compare only within one run",
+    }
+
+
+def arch_ratios(arms: dict, batchings: list[str], precisions: list[str]) -> dict:
+    """examples/s ratios: sumlab over lab in each precision, bf16 over float32 in each batching, and overall."""
+
+    def speed(batching: str, precision: str) -> float | None:
+        arm = arms.get(f"{batching}_{precision}")
+        return arm["examples_per_second"] if arm else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
+
+    return {
+        "sumlab_vs_lab": {p: ratio(speed("sumlab", p), speed("lab", p)) for p in precisions},
+        "bf16_vs_fp32": {b: ratio(speed(b, "bfloat16"), speed(b, "float32")) for b in batchings},
+        "sumlab_bf16_vs_lab_fp32": ratio(speed("sumlab", "bfloat16"), speed("lab", "float32")),
+    }
+
+
 def main() -> None:
     args = parse_args()
+    results = Path(__file__).resolve().parent / "results"
+    if args.arch:
+        args.batch_size = args.batch_size or 4
+        args.threads = args.threads or 2
+        args.out = args.out or str(results / f"train_throughput_{args.arch.split('/')[-1]}.json")
+        torch.set_num_threads(args.threads)
+        report = run_arch(args)
+        write_json_atomic(args.out, report)
+        print(json.dumps(report["ratios"], indent=2))
+        print(f"wrote {args.out}")
+        return
+    args.batch_size = args.batch_size or 8
+    args.threads = args.threads or 1
+    args.learning_rate = args.learning_rate or 1e-3
+    args.out = args.out or str(results / "train_throughput.json")
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     models = {name: (lambda name=name: build_pretrained(name)) for name in args.pretrained}
