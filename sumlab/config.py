@@ -202,9 +202,14 @@ class GenerationSettings(StrictModel):
     """Decoding settings, shared by zero-shot, evaluation during training and final evaluation."""
 
     max_new_tokens: int = Field(default=200, gt=0)
-    max_source_length: int = Field(default=512, gt=0, description="longer prompts are truncated")
+    max_source_length: int | None = Field(
+        default=None, gt=0, description="longer prompts are cut (None: never, unless the model's positions end sooner)"
+    )
     num_beams: int = Field(default=1, gt=0)
-    batch_size: int = Field(default=16, gt=0)
+    batch_size: int = Field(default=16, gt=0, description="most prompts in one batch")
+    max_batch_tokens: int | None = Field(
+        default=None, gt=0, description="most padded prompt tokens in one batch (None: batch_size x 512)"
+    )
     no_repeat_ngram_size: int = Field(default=0, ge=0)
     length_penalty: float = 1.0
 

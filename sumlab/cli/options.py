@@ -79,11 +79,11 @@ def prompt_template(prompt: str, template: str | None) -> str:
     return check_template(template) if template is not None else named_template(prompt)
 
 
-def generation_options(max_new_tokens: int, num_beams: int, batch_size: int):
-    """The GenerationSettings of the generation options."""
+def generation_options(max_new_tokens: int, num_beams: int, batch_size: int, **settings):
+    """The GenerationSettings of the generation options (``settings``: any other of its fields)."""
     from sumlab.config import GenerationSettings
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
+    return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, **settings)
 
 
 def refuse_overwrite(path: Path, overwrite: bool) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass, fields
+from typing import Annotated, Optional
+
+import typer
 
 from sumlab.cli.options import (
     BeamsOpt,
@@ -29,6 +32,22 @@ from sumlab.config import DEFAULT_MODEL
 
 OPTIONS_PARAMETER = "options"
 
+MaxSourceOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-source-length",
+        min=1,
+        help="cut longer prompts to this many tokens (default: never, unless the model's positions end sooner)",
+    ),
+]
+
+MaxBatchTokensOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-batch-tokens", min=1, help="most padded prompt tokens in one batch (default: batch size x 512)"
+    ),
+]
+
 
 @dataclass(frozen=True)
 class SummarizerOptions:
@@ -43,6 +62,8 @@ class SummarizerOptions:
     template: TemplateOpt = None
     max_new_tokens: MaxNewOpt = 200
     num_beams: BeamsOpt = 1
+    max_source_length: MaxSourceOpt = None
+    max_batch_tokens: MaxBatchTokensOpt = None
 
     def template_text(self) -> str:
         """The prompt template (checked)."""
@@ -57,7 +78,13 @@ class SummarizerOptions:
 
     def generation(self, batch_size: int = 1):
         """The decoding settings, for batches of ``batch_size``."""
-        return generation_options(self.max_new_tokens, self.num_beams, batch_size)
+        return generation_options(
+            self.max_new_tokens,
+            self.num_beams,
+            batch_size,
+            max_source_length=self.max_source_length,
+            max_batch_tokens=self.max_batch_tokens,
+        )
 
 
 def _option_parameters() -> list[inspect.Parameter]:

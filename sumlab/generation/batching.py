@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -12,17 +13,62 @@ from sumlab.generation.sharded import gather_in_input_order
 from sumlab.models.family import is_causal
 from sumlab.runtime.distributed import distributed_state
 from sumlab.runtime.progress import describe, progress_bar, progress_enabled
-from sumlab.text.encoding import prompt_ids
+from sumlab.text.encoding import encode_prompts, position_limit, source_length_limit, truncation_warning
 from sumlab.text.prompts import TEMPLATES
 
+log = logging.getLogger(__name__)
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+# Padded prompt tokens per row that a batch may hold by default: max_batch_tokens = batch_size x this.
+DEFAULT_TOKENS_PER_ROW = 512
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
     """Indices grouped into batches of similar length, longest first, so that batches pad little.
 
-    Longest first also means an out-of-memory error shows up in the first batch, not the last.
+    A batch holds at most ``batch_size`` rows and, when ``max_tokens`` is given, at most that many padded tokens
+    (its rows times its longest row): a long prompt shares its batch with few others, or goes alone if it is
+    over ``max_tokens`` by itself, and short prompts fill whole batches. Longest first also means an
+    out-of-memory error shows up in the first batch, not the last. Ties keep the input order.
     """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        if batches and _has_room(batches[-1], lengths, batch_size, max_tokens):
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def _has_room(batch: list[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> bool:
+    """Whether one more (no longer) prompt fits in ``batch``, whose first prompt is its longest."""
+    rows = len(batch) + 1
+    return rows <= batch_size and (max_tokens is None or rows * lengths[batch[0]] <= max_tokens)
+
+
+def batch_token_budget(settings: GenerationSettings) -> int:
+    """The padded prompt tokens a batch may hold: ``max_batch_tokens``, by default ``batch_size`` x 512.
+
+    The default keeps the batches of prompts up to 512 tokens (the old truncation length) exactly as they
+    were, ``batch_size`` rows each, while a longer prompt takes fewer companions, so no batch pads more
+    tokens than a full batch of 512-token prompts.
+    """
+    return settings.max_batch_tokens or settings.batch_size * DEFAULT_TOKENS_PER_ROW
+
+
+def generation_batches(lengths: Sequence[int], settings: GenerationSettings) -> list[list[int]]:
+    """The batches ``summarize`` makes of prompts of ``lengths`` (every process makes the same ones)."""
+    return length_sorted_batches(lengths, settings.batch_size, batch_token_budget(settings))
+
+
+def model_source_limit(model, tokenizer, settings: GenerationSettings) -> int | None:
+    """The most prompt tokens generation gives ``model``: ``settings.max_source_length``, within its positions."""
+    config = getattr(model, "config", None)
+    positions = position_limit(
+        getattr(config, "model_type", None),
+        getattr(config, "max_position_embeddings", None),
+        getattr(tokenizer, "model_max_length", None),
+    )
+    return source_length_limit(settings.max_source_length, positions, is_causal(model), settings.max_new_tokens)
 
 
 def stop_token_ids(model, tokenizer) -> int | list[int] | None:
@@ -73,16 +119,23 @@ def summarize(
         model: a seq2seq or causal model (plain or PEFT-wrapped), on the device it should run on.
         tokenizer: its tokenizer.
         dialogues: the dialogues, each filled into ``template``.
-        settings: decoding settings (defaults: greedy, 200 new tokens, batches of 16).
+        settings: decoding settings (defaults: greedy, 200 new tokens, batches of up to 16 prompts and
+            16 x 512 padded prompt tokens, prompts cut only where the model's positions end). When prompts
+            are cut, a warning says how many.
         progress: show a progress bar (on the main process); by default when progress is on
             (``sumlab.runtime.progress``: the CLI on a terminal).
     """
     settings = settings or GenerationSettings()
     if not dialogues:
         return []  # a tokenizer fails on an empty batch
-    encoded = prompt_ids(tokenizer, template, dialogues, settings.max_source_length, is_causal(model))
-    batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
+    max_length = model_source_limit(model, tokenizer, settings)
+    prompts = encode_prompts(tokenizer, template, dialogues, max_length, is_causal(model))
+    encoded = prompts.ids
+    batches = generation_batches([len(ids) for ids in encoded], settings)
     state = distributed_state()
+    if prompts.cut and state.is_main_process:
+        by_model = max_length != settings.max_source_length
+        log.warning(truncation_warning(prompts.cut, len(dialogues), max_length, by_model))
     mine = batches[state.process_index :: state.num_processes]  # long and short batches for every process
     show = (progress_enabled() if progress is None else progress) and state.is_main_process
     was_training = model.training

@@ -1,8 +1,10 @@
-"""Tests for sumlab.generation: length-sorted batches, batched == one-at-a-time, input order, PEFT models."""
+"""Tests for sumlab.generation: length-sorted batches within a token budget, batched == one-at-a-time, input order,
+truncation only where asked (and said), PEFT models."""
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -11,11 +13,17 @@ import torch
 
 from sumlab.config import GenerationSettings, PeftSettings
 from sumlab.generation.batching import (
+    DEFAULT_TOKENS_PER_ROW,
+    batch_token_budget,
+    generate_from_ids,
+    generation_batches,
     generation_kwargs,
     length_sorted_batches,
+    model_source_limit,
     summarize,
 )
 from sumlab.models.peft_methods import add_peft
+from sumlab.text.encoding import encode_prompts
 from sumlab.text.prompts import TEMPLATES, render_prompt
 
 
@@ -88,6 +96,58 @@ def test_length_sorted_batches_invariants(batch_size, seed):
 
 def test_length_sorted_batches_of_nothing():
     assert length_sorted_batches([], 4) == []
+    assert length_sorted_batches([], 4, max_tokens=100) == []
+
+
+def padded_tokens(batch: list[int], lengths: list[int]) -> int:
+    return len(batch) * max(lengths[index] for index in batch)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+@pytest.mark.parametrize("max_tokens", [1, 300, 2000, 10**6])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_token_budget_batches_invariants(batch_size, max_tokens, seed):
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(20, 60), rng.randint(100, 400), rng.randint(900, 1800)]) for _ in range(50)]
+    batches = length_sorted_batches(lengths, batch_size, max_tokens)
+    flat = [index for batch in batches for index in batch]
+    assert sorted(flat) == list(range(len(lengths)))  # every index exactly once
+    assert [lengths[index] for index in flat] == sorted(lengths, reverse=True)  # longest first, across batches
+    for left, right in zip(flat, flat[1:]):  # ties keep input order: the same batches in every process
+        if lengths[left] == lengths[right]:
+            assert left < right
+    for batch, following in zip(batches, [*batches[1:], None]):
+        assert 1 <= len(batch) <= batch_size
+        assert len(batch) == 1 or padded_tokens(batch, lengths) <= max_tokens  # over budget only alone
+        if following is not None:  # a new batch starts only when the next prompt would not fit
+            assert len(batch) == batch_size or padded_tokens([*batch, following[0]], lengths) > max_tokens
+    assert batches == length_sorted_batches(list(lengths), batch_size, max_tokens)  # deterministic
+
+
+def test_a_long_dialogue_does_not_drag_short_ones_to_its_width():
+    """One 1,700-token dialogue among 15 of 200 tokens, batches of 16: the old way padded all 16 to 1,700."""
+    lengths = [200] * 7 + [1700] + [200] * 8
+    budget = batch_token_budget(settings(batch_size=16))
+    assert budget == 16 * DEFAULT_TOKENS_PER_ROW
+    by_count = length_sorted_batches(lengths, 16)
+    by_budget = length_sorted_batches(lengths, 16, budget)
+    assert by_count == [[7, *range(7), *range(8, 16)]]
+    assert by_budget == [[7, 0, 1, 2], [3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15]]  # 4 x 1700 <= 8192 < 5 x 1700
+    assert sum(padded_tokens(batch, lengths) for batch in by_count) == 16 * 1700
+    assert sum(padded_tokens(batch, lengths) for batch in by_budget) == 4 * 1700 + 12 * 200
+    # with a budget the long one does not fit twice in, it goes alone and the short ones keep one batch
+    assert length_sorted_batches(lengths, 16, 3000) == [[7], [index for index in range(16) if index != 7]]
+
+
+def test_the_default_budget_keeps_batches_of_prompts_up_to_512_tokens():
+    """Prompts that the old 512-token cut left whole batch exactly as before: batch_size rows each."""
+    rng = random.Random(3)
+    lengths = [rng.randint(1, 512) for _ in range(100)]
+    for batch_size in (1, 8, 16, 32):
+        by_count = length_sorted_batches(lengths, batch_size)
+        assert generation_batches(lengths, settings(batch_size=batch_size)) == by_count
+    assert generation_batches([513, 400, 10], settings(batch_size=2)) == [[0], [1, 2]]  # 2 x 513 > 2 x 512
+    assert generation_batches([600, 500, 10], settings(batch_size=2, max_batch_tokens=1200)) == [[0, 1], [2]]
 
 
 def test_generation_kwargs_never_sample():
@@ -135,6 +195,74 @@ def test_template_and_truncation_apply(tiny_model, dialogues):
     longer = [dialogue + "\n#Person1#: one more line." for dialogue in dialogues[:3]]
     extended = summarize(model, tokenizer, longer, short, template="{dialogue}")
     assert cut == extended
+
+
+def sumlab_warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name.startswith("sumlab")]
+
+
+def test_batches_by_budget_give_the_summaries_of_batches_by_count(tiny_model, dialogues):
+    model, tokenizer = tiny_model
+    by_count = summarize(model, tokenizer, dialogues, settings(batch_size=4, max_batch_tokens=10**6))
+    assert summarize(model, tokenizer, dialogues, settings(batch_size=4, max_batch_tokens=700)) == by_count
+
+
+def test_prompts_are_not_cut_by_default(tiny_model, dialogues, caplog):
+    """As in the lab: the whole prompt, however long (T5's positions are relative: no model limit either)."""
+    model, tokenizer = tiny_model
+    long = "\n".join(dialogues[:3])  # about 1,400 tokens: the old default cut it at 512
+    full = tokenizer(render_prompt(TEMPLATES["lab"], long), verbose=False)["input_ids"]
+    assert len(full) > 1000 and tokenizer.model_max_length == 512  # the tokenizer's 512 is not T5's limit
+    assert model_source_limit(model, tokenizer, GenerationSettings()) is None
+    assert encode_prompts(tokenizer, TEMPLATES["lab"], [long], None, causal=False).ids == [full]
+    with caplog.at_level(logging.WARNING):
+        uncut = summarize(model, tokenizer, [long, dialogues[3]], GenerationSettings(max_new_tokens=8))
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]  # nor transformers'
+    assert uncut == lab_loop(model, tokenizer, [long, dialogues[3]], max_new_tokens=8)
+    assert uncut[0] != summarize(model, tokenizer, [long], settings(max_source_length=512))[0]
+
+
+def test_cut_prompts_are_counted_in_a_warning(tiny_model, dialogues, caplog):
+    model, tokenizer = tiny_model
+    prompts = [render_prompt(TEMPLATES["lab"], dialogue) for dialogue in dialogues]
+    lengths = [len(ids) for ids in tokenizer(prompts, verbose=False)["input_ids"]]
+    limit = 300
+    over = sum(length > limit for length in lengths)
+    assert 0 < over < len(dialogues)
+    with caplog.at_level(logging.WARNING, logger="sumlab.generation.batching"):
+        summarize(model, tokenizer, dialogues, settings(max_source_length=limit))
+    assert sumlab_warnings(caplog) == [
+        f"{over} of {len(dialogues)} prompts were longer than {limit} tokens and were cut to {limit}"
+        " (--max-source-length / generation.max_source_length)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sumlab.generation.batching"):
+        summarize(model, tokenizer, dialogues, settings(max_source_length=max(lengths)))
+    assert sumlab_warnings(caplog) == []  # nothing cut, nothing said
+
+
+def test_a_learned_position_model_gets_its_own_limit(tiny_gpt2_dir, dialogues, caplog):
+    """GPT-2 has 1,024 learned positions, which hold the prompt and the summary: longer prompts must be cut."""
+    from sumlab.config import ModelConfig
+    from sumlab.models.loading import load_model, load_tokenizer
+
+    config = ModelConfig(name_or_path=str(tiny_gpt2_dir), dtype="float32")
+    model, tokenizer = load_model(config), load_tokenizer(config)
+    long = "\n".join(dialogues)
+    limit = 1024 - 8
+    assert model_source_limit(model, tokenizer, settings()) == limit
+    assert model_source_limit(model, tokenizer, settings(max_source_length=100)) == 100
+    assert model_source_limit(model, tokenizer, settings(max_source_length=5000)) == limit
+    full = encode_prompts(tokenizer, TEMPLATES["lab"], [long], None, causal=True).ids[0]
+    assert len(full) > 1024
+    with pytest.raises(IndexError):  # what an uncut prompt would do
+        generate_from_ids(model, tokenizer, [full], settings())
+    with caplog.at_level(logging.WARNING, logger="sumlab.generation.batching"):
+        cut = summarize(model, tokenizer, [long, dialogues[0]], settings(max_source_length=None))
+    assert sumlab_warnings(caplog) == [
+        f"1 of 2 prompts was longer than {limit} tokens and was cut to {limit} (the model's position limit)"
+    ]
+    assert cut == summarize(model, tokenizer, [long, dialogues[0]], settings(max_source_length=limit))
 
 
 def test_beam_search_runs_and_is_deterministic(tiny_model, dialogues):

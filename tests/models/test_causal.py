@@ -280,11 +280,13 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
 
     from sumlab.serve.app import create_app
     from sumlab.serve.registry import NamedPath, load_registry
+    from sumlab.serve.schemas import ServeLimits
 
     registry = load_registry(
         ModelConfig(name_or_path=str(tiny_llama_dir), dtype="float32"), [NamedPath("tuned", llama_adapter)]
     )
-    settings = GenerationSettings(max_new_tokens=MAX_NEW)
+    # the server cuts prompts at its max_source_tokens; summarize cuts none unless told
+    settings = GenerationSettings(max_new_tokens=MAX_NEW, max_source_length=ServeLimits().max_source_tokens)
     base, tokenizer = load(tiny_llama_dir)
     expected_base = summarize(base, tokenizer, dialogues[:2], settings)
     expected_tuned = summarize(

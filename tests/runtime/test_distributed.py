@@ -27,7 +27,7 @@ from sumlab.config import GenerationSettings, TrainConfig, TrainSettings, load_c
 from sumlab.data.loading import load_split
 from sumlab.errors import SumlabError
 from sumlab.generation import batching, sharded
-from sumlab.generation.batching import length_sorted_batches, summarize
+from sumlab.generation.batching import generation_batches, summarize
 from sumlab.runtime import distributed
 from sumlab.text.encoding import prompt_ids
 from sumlab.text.prompts import TEMPLATES
@@ -131,7 +131,7 @@ def test_each_rank_generates_its_share_of_the_single_process_batches(
     settings = GenerationSettings(max_new_tokens=6, batch_size=2)
     single = summarize(model, tokenizer, dialogues, settings)
     encoded = prompt_ids(tokenizer, TEMPLATES["lab"], dialogues, settings.max_source_length, causal=False)
-    batches = length_sorted_batches([len(ids) for ids in encoded], settings.batch_size)
+    batches = generation_batches([len(ids) for ids in encoded], settings)
     generated: dict[int, str] = {}
     for rank in range(world_size):
         state = SimpleNamespace(process_index=rank, num_processes=world_size, is_main_process=rank == 0)

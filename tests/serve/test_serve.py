@@ -114,7 +114,10 @@ def alone(model_dir: Path, adapter: Path | None, dialogues: list[str], template:
     model = load_model(config)
     if adapter is not None:
         model = attach_adapter(model, adapter, "only")
-    settings = GenerationSettings(max_new_tokens=MAX_NEW, num_beams=num_beams)
+    # the server cuts prompts at its max_source_tokens; summarize cuts none unless told
+    settings = GenerationSettings(
+        max_new_tokens=MAX_NEW, num_beams=num_beams, max_source_length=LIMITS.max_source_tokens
+    )
     return [summarize(model, load_tokenizer(config), [dialogue], settings, template)[0] for dialogue in dialogues]
 
 
