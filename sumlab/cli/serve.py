@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Optional
 
 import typer
@@ -18,7 +17,6 @@ from sumlab.cli.options import (
 )
 from sumlab.serve.schemas import ServeLimits
 
-log = logging.getLogger(__name__)
 LIMITS = ServeLimits()  # the defaults of the limit options
 
 
@@ -34,11 +32,34 @@ MergedOpt = Annotated[
     Optional[list[str]],
     typer.Option("--merged", help="NAME=DIR of a merged or fully fine-tuned model, or its run directory (repeatable)"),
 ]
-HostOpt = Annotated[str, typer.Option("--host", help="address to listen on; keep 127.0.0.1 unless behind a proxy")]
+HostOpt = Annotated[
+    str,
+    typer.Option("--host", help="address to listen on; beyond loopback it needs --api-key-env (or --insecure-no-auth)"),
+]
 PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535)]
 ApiKeyOpt = Annotated[
     Optional[str],
     typer.Option("--api-key-env", help="require 'Authorization: Bearer <token>', the token read from this variable"),
+]
+AllowedHostOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--allowed-host",
+        help="a Host name clients may use, besides 127.0.0.1, localhost and ::1 (repeatable); others get 400",
+    ),
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure-no-auth", help="allow a --host beyond loopback without --api-key-env")
+]
+ProxyHeadersOpt = Annotated[
+    bool,
+    typer.Option("--trust-proxy-headers", help="take the client address from X-Forwarded-For of a proxy on 127.0.0.1"),
+]
+DrainOpt = Annotated[
+    float,
+    typer.Option(
+        "--drain-timeout", metavar="SECONDS", help="on SIGTERM, time queued work has to finish; what's left gets 503"
+    ),
 ]
 BatchSizeOpt = Annotated[int, _limit("--max-batch-size", "most dialogues per generate call")]
 BatchWaitOpt = Annotated[float, _limit("--batch-wait-ms", "how long a dialogue waits for others to batch with", 0)]
@@ -57,6 +78,9 @@ def serve_command(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
     api_key_env: ApiKeyOpt = None,
+    allowed_host: AllowedHostOpt = None,
+    insecure_no_auth: InsecureOpt = False,
+    trust_proxy_headers: ProxyHeadersOpt = False,
     prompt: PromptOpt = "lab",
     dtype: DtypeOpt = "auto",
     random_init: RandomInitOpt = False,
@@ -69,14 +93,18 @@ def serve_command(
     max_new_tokens_cap: NewTokensCapOpt = LIMITS.max_new_tokens_cap,
     max_beams_cap: BeamsCapOpt = LIMITS.max_beams_cap,
     no_batching: NoBatchingOpt = False,
+    drain_timeout: DrainOpt = LIMITS.drain_timeout_s,
 ) -> None:
     """Serve the base model, its adapters and merged models: JSON API (/v1, docs at /docs), web page at /, /metrics.
 
     --prompt is the template of the base, and of the runs that recorded none.
     """
-    from sumlab.serve.launch import is_loopback, plan_server, serve
+    from sumlab.serve.launch import check_drain_timeout, check_exposure, plan_listener, plan_server, serve
 
     plan = plan_server(model, adapter or [], merged or [], api_key_env)
+    check_exposure(host, plan.token, insecure_no_auth)
+    listener = plan_listener(host, port, allowed_host or [], trust_proxy_headers)
+    drain_timeout = check_drain_timeout(drain_timeout)
     base = model_options(plan.model, random_init, None, dtype, allow_pickle)
     template = prompt_template(prompt, None)
     limits = ServeLimits(
@@ -88,7 +116,6 @@ def serve_command(
         max_new_tokens_cap=max_new_tokens_cap,
         max_beams_cap=max_beams_cap,
         batching=not no_batching,
+        drain_timeout_s=drain_timeout,
     )
-    if not is_loopback(host) and plan.token is None:
-        log.warning("listening on %s without --api-key-env: anyone who can reach this port can use the models", host)
-    serve(plan, base, template, limits, host, port)
+    serve(plan, base, template, limits, listener)

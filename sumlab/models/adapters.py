@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sumlab.config import ModelConfig
-from sumlab.errors import SumlabError, first_line
+from sumlab.errors import SumlabError
 from sumlab.models.family import is_causal
 from sumlab.models.loading import check_weight_format, load_model, load_tokenizer
 from sumlab.models.resolve import find_saved_model, read_adapter_config
@@ -54,9 +54,19 @@ def attach_adapter(base_model, adapter_path: str | Path, name: str = "default", 
         return model
     except (RuntimeError, ValueError, KeyError) as exc:
         raise SumlabError(
-            f"the adapter in {adapter_dir} does not fit this base model: {first_line(exc)[:300]}",
+            f"the adapter in {adapter_dir} does not fit this base model: {_reason(exc)}",
             f"load it onto the model it was trained on ({adapter_base_model(adapter_dir) or 'see adapter_config.json'})",
         ) from None
+
+
+def _reason(exc: BaseException, limit: int = 400) -> str:
+    """The reason of ``exc`` on one line: torch's "Error(s) ...:" header and the count and first of its problems."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    if len(lines) > 2 and lines[0].endswith(":"):
+        text = f"{lines[0]} {len(lines) - 1} problems, the first: {lines[1]}"
+    else:
+        text = " ".join(lines)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_prompt_dimensions(adapter_dir: Path, base_config) -> None:

@@ -1,8 +1,9 @@
 """The FastAPI app: JSON API under /v1, the web page at /, health, Prometheus metrics, OpenAPI at /docs.
 
-Every error is JSON, ``{"error": "<what went wrong>", ...}``, never a traceback: validation errors,
-HTTP errors and limits have handlers, and anything unexpected becomes a 500 whose traceback goes
-to the server log only.
+Every error is JSON, ``{"error": "<what went wrong>", ..., "request_id": ...}``, never a traceback
+(``sumlab.serve.errors``); anything unexpected becomes a 500 whose traceback goes to the server log
+only. Every answer carries an ``X-Request-ID`` header (the client's, or a new one), which the access
+log line has too (``sumlab.serve.middleware``).
 
 With a token (``--api-key-env``), every path needs ``Authorization: Bearer <token>`` except the
 public ones: the page (``/``, which holds no data and asks for the token), ``/health`` (for load
@@ -15,21 +16,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
-import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI, Request, Security
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.security import HTTPBearer
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sumlab import __version__
 from sumlab.config import GenerationSettings
@@ -39,6 +36,16 @@ from sumlab.serve.batcher import (
     QueueFull,
     ShuttingDown,
     WorkItem,
+)
+from sumlab.serve.errors import ApiError, ClientGone, clip, install_error_handlers
+from sumlab.serve.hosts import normalize_host
+from sumlab.serve.middleware import (
+    PUBLIC_PATHS,
+    BearerAuthMiddleware,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    RequestContextMiddleware,
+    RequestMetricsMiddleware,
 )
 from sumlab.serve.prometheus import CONTENT_TYPE, ServerMetrics
 from sumlab.serve.registry import ModelRegistry, ServedModel
@@ -61,21 +68,8 @@ from sumlab.text.prompts import render_prompt
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/favicon.ico"})
 BEARER_SCHEME = HTTPBearer(auto_error=False, description="the token the server read from --api-key-env")
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before the answer; it never reaches anyone
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": message, **details}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None, **details):
-        super().__init__(message)
-        self.status, self.message, self.headers, self.details = status, message, headers, details
-
-
-class ClientGone(Exception):
-    """The client disconnected while its dialogues were queued or being generated."""
+SHUTTING_DOWN = "the server is shutting down; retry with another instance or once it is back"
 
 
 @dataclass
@@ -95,7 +89,8 @@ class ServerState:
         model = self.registry.get(name)
         if model is None:
             available = self.registry.names
-            raise ApiError(404, f"unknown model {name!r}; available: {', '.join(available)}", available=available)
+            message = f"unknown model {clip(name)!r}; available: {', '.join(available)}"
+            raise ApiError(404, message, available=available)
         return model
 
     def check_dialogue(self, dialogue: str, field: str) -> None:
@@ -151,7 +146,7 @@ class ServerState:
                 limit=self.limits.max_queue,
             ) from None
         except ShuttingDown:
-            raise ApiError(503, "the server is shutting down") from None
+            raise ApiError(503, SHUTTING_DOWN) from None
         waiting = asyncio.gather(*(asyncio.wrap_future(item.future) for item in items))
         left = asyncio.ensure_future(wait_for_disconnect(request))
         try:
@@ -169,7 +164,11 @@ class ServerState:
         try:
             return waiting.result()
         except ShuttingDown:
-            raise ApiError(503, "the server is shutting down") from None
+            raise ApiError(503, SHUTTING_DOWN) from None
+
+    def begin_shutdown(self) -> None:
+        """Refuse new work (503) and give what is queued ``limits.drain_timeout_s`` to finish."""
+        self.batcher.close(self.limits.drain_timeout_s)
 
 
 def _retrieve_outcome(future: asyncio.Future) -> None:
@@ -204,11 +203,12 @@ def summary_result(model: str, completed: Completed, started: float) -> SummaryR
 ERROR_RESPONSES = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "a Host header this server doesn't answer to (see --allowed-host)",
         401: "missing or wrong bearer token (when the server has one)",
         404: "unknown model; the body lists the available ones",
         413: "request body over max_body_bytes",
         422: "invalid request, or a dialogue or generation setting over the server's limits",
-        503: "the queue is full; retry shortly",
+        503: "the queue is full (retry shortly), or the server is shutting down",
     }.items()
 }
 
@@ -290,169 +290,16 @@ async def health(request: Request) -> HealthResponse:
     return HealthResponse(status="ok", models=len(server.registry), queue_depth=server.batcher.depth, auth=server.auth)
 
 
+@pages.head("/health", include_in_schema=False)
+async def health_head(request: Request) -> Response:
+    """Liveness for probes that send HEAD: 200 and no body."""
+    return Response(status_code=200)
+
+
 @pages.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-async def metrics(request: Request) -> PlainTextResponse:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests by endpoint and status, latencies, queue depth, batch sizes."""
-    return PlainTextResponse(server_state(request).metrics.render(), media_type=CONTENT_TYPE)
-
-
-# --- middleware: plain ASGI, so that a rejected request never reaches the app ---------------------
-
-
-async def send_error(send, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = (), **details) -> None:
-    body = json.dumps({"error": message, **details}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class RequestMetricsMiddleware:
-    """Count every request by endpoint and status, and time it; unknown paths count as ``other``."""
-
-    def __init__(self, app, metrics: ServerMetrics, known_paths: frozenset[str]):
-        self.app, self.metrics, self.known_paths = app, metrics, known_paths
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        endpoint = scope["path"] if scope["path"] in self.known_paths else "other"
-        status = 500  # if the app raises, the error middleware outside answers 500
-        started = time.perf_counter()
-
-        async def record_status(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            self.metrics.requests.inc(endpoint, str(status))
-            self.metrics.request_seconds.observe(time.perf_counter() - started, endpoint)
-
-
-class BearerAuthMiddleware:
-    """Require ``Authorization: Bearer <token>`` on every path but the public ones (401 otherwise)."""
-
-    def __init__(self, app, token: str):
-        self.app, self.token = app, token.encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            return await self.app(scope, receive, send)
-        header = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value
-        scheme, _, credentials = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token):
-            return await self.app(scope, receive, send)
-        message = "missing bearer token" if not header else "invalid bearer token"
-        await send_error(
-            send,
-            401,
-            f"{message}: send the header 'Authorization: Bearer <token>'",
-            headers=[(b"www-authenticate", b'Bearer realm="sumlab"')],
-        )
-
-
-class BodyLimitMiddleware:
-    """413 for a body over ``limit`` bytes: by its Content-Length, or by counting what actually arrives.
-
-    The body is read here (at most ``limit`` bytes) and handed on whole; later ``receive`` calls pass
-    through, so that the app still learns when the client disconnects.
-    """
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-        if declared is not None:
-            if not declared.isdigit():
-                return await send_error(send, 400, "invalid Content-Length header")
-            if int(declared) > self.limit:
-                return await self.too_large(send)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left before sending its body
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                return await self.too_large(send)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def too_large(self, send) -> None:
-        await send_error(
-            send, 413, f"request body over this server's limit of {self.limit} bytes (max_body_bytes)", limit=self.limit
-        )
-
-
-# --- exception handlers: JSON always ----------------------------------------------------------------
-
-
-async def api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
-    return JSONResponse({"error": exc.message, **exc.details}, status_code=exc.status, headers=exc.headers)
-
-
-async def client_gone_handler(request: Request, exc: ClientGone) -> Response:
-    return Response(status_code=CLIENT_CLOSED_REQUEST)
-
-
-async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    details = [validation_detail(error) for error in exc.errors()]
-    first = details[0] if details else {"field": "body", "message": "invalid request"}
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return JSONResponse(
-        {"error": f"invalid request: {first['field']}: {first['message']}{more}", "details": details}, status_code=422
-    )
-
-
-def validation_detail(error: dict) -> dict:
-    """One validation problem as ``{field, message, type}``; never echoes the input (it may be huge)."""
-    location = [str(part) for part in error.get("loc", ())]
-    if location and location[0] == "body":
-        location = location[1:]
-    field = ".".join(location) or "body"
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "json_invalid":
-        field = "body"
-        reason = (error.get("ctx") or {}).get("error", "")
-        message = f"malformed JSON{': ' + reason if reason else ''} at character {location[0] if location else '?'}"
-    return {"field": field, "message": message, "type": error.get("type", "")}
-
-
-async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
-    return JSONResponse({"error": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
-
-
-async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    # one line here: the server (uvicorn) logs the traceback, which Starlette re-raises after this response
-    log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return JSONResponse({"error": "internal server error; the server log has the details"}, status_code=500)
+    return Response(server_state(request).metrics.render(), media_type=CONTENT_TYPE)
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -493,12 +340,19 @@ async def lifespan(app: FastAPI):
         await asyncio.to_thread(server.batcher.stop)
 
 
-def create_app(registry: ModelRegistry, limits: ServeLimits | None = None, api_token: str | None = None) -> FastAPI:
+def create_app(
+    registry: ModelRegistry,
+    limits: ServeLimits | None = None,
+    api_token: str | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+) -> FastAPI:
     """The server's FastAPI app for ``registry``.
 
     Args:
-        limits: batching, queue, size and generation limits (defaults: ``ServeLimits()``).
+        limits: batching, queue, size, generation and drain limits (defaults: ``ServeLimits()``).
         api_token: when given, every non-public path needs ``Authorization: Bearer <api_token>``.
+        allowed_hosts: the names the ``Host`` header may give (``sumlab.serve.hosts.allowed_hosts``);
+            other hosts get 400. None checks no Host: for an app used in-process, as tests do.
     """
     limits = limits or ServeLimits()
     if api_token is not None and not api_token:
@@ -521,14 +375,24 @@ def create_app(registry: ModelRegistry, limits: ServeLimits | None = None, api_t
     # the bearer scheme is declared for the OpenAPI docs (their Authorize button); BearerAuthMiddleware enforces it
     app.include_router(api, dependencies=[Security(BEARER_SCHEME)] if api_token is not None else [])
     app.include_router(pages)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(ClientGone, client_gone_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(Exception, unexpected_error_handler)
+    install_error_handlers(app)
+    add_middleware(app, limits, api_token, allowed_hosts, server_metrics)
+    return app
+
+
+def add_middleware(
+    app: FastAPI,
+    limits: ServeLimits,
+    api_token: str | None,
+    allowed_hosts: Iterable[str] | None,
+    metrics: ServerMetrics,
+) -> None:
+    """The middleware stack; each ``add_middleware`` wraps the ones before it, so the last added runs first."""
     app.add_middleware(BodyLimitMiddleware, limit=limits.max_body_bytes)
     if api_token is not None:
         app.add_middleware(BearerAuthMiddleware, token=api_token)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, allowed=frozenset(normalize_host(name) for name in allowed_hosts))
     known = frozenset(route.path for router in (api, pages) for route in router.routes) | PUBLIC_PATHS
-    app.add_middleware(RequestMetricsMiddleware, metrics=server_metrics, known_paths=known)  # outermost: sees all
-    return app
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, known_paths=known)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id and a log line

@@ -8,6 +8,13 @@ means the model is never used from two threads at once, so switching adapters is
 
 A dialogue whose client left before its batch began is skipped; a ``generate`` call whose clients
 have all left stops at the next token. Either way the worker goes on with the next batch.
+
+One bad dialogue fails only its own request: when a group's ``generate`` call raises, its dialogues
+are run again one by one, and only those that fail alone get the error.
+
+Shutdown drains: ``close(drain_timeout)`` refuses new work at once, lets the worker go on with the
+queue, and once the time is up stops the running call at its next token and fails everything left
+with ``ShuttingDown`` (the app answers 503).
 """
 
 from __future__ import annotations
@@ -71,47 +78,82 @@ class MicroBatcher:
         self._queue: deque[WorkItem] = deque()
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stopping = False  # the worker ends now; whatever is queued fails
+        self._closed = False  # no new work; the worker drains the queue
+        self._expired = False  # the drain time is up: the running call stops, the rest fails
+        self._drain_timer: threading.Timer | None = None
 
     @property
     def depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def start(self) -> None:
-        """Start the worker (once; later calls do nothing)."""
+        """Start the worker, and take work again after a ``stop`` (when the app starts)."""
         with self._condition:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._stopping = False
+            self._stopping = self._closed = self._expired = False
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="sumlab-batcher", daemon=True)
             self._thread.start()
+
+    def close(self, drain_timeout: float) -> None:
+        """Refuse new work now; after ``drain_timeout`` seconds, fail what is still queued or running.
+
+        Returns at once; the worker drains the queue meanwhile. A second call changes nothing.
+        """
+        with self._condition:
+            if self._closed:
+                return
+            self._closed = True
+            self._condition.notify_all()
+            self._drain_timer = threading.Timer(drain_timeout, self._expire)
+            self._drain_timer.daemon = True
+            self._drain_timer.start()
+
+    def _expire(self) -> None:
+        """The drain time is up: the running call stops at its next token; the queued dialogues fail."""
+        with self._condition:
+            self._expired = True
+            left, self._queue = list(self._queue), deque()
+            self._condition.notify_all()
+        if left:
+            log.warning("shutdown: %d queued dialogue(s) not generated within the drain timeout", len(left))
+        _fail(left, ShuttingDown)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the batch in progress, then fail whatever is still queued with ShuttingDown."""
         with self._condition:
-            self._stopping = True
+            self._stopping = self._closed = True
             self._condition.notify_all()
+            timer, self._drain_timer = self._drain_timer, None
+        if timer is not None:
+            timer.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
         with self._condition:
             left, self._queue = list(self._queue), deque()
-        for item in left:
-            if item.future.set_running_or_notify_cancel():
-                item.future.set_exception(ShuttingDown())
+        _fail(left, ShuttingDown)
 
     def submit(self, items: Sequence[WorkItem]) -> None:
         """Queue all of ``items`` or none of them.
 
         Raises:
             QueueFull: when they don't all fit under ``max_queue``.
+            ShuttingDown: once the server is shutting down.
         """
-        self.start()
         with self._condition:
-            if self._stopping:
+            if self._closed:
                 raise ShuttingDown()
+            self._start_worker()
             if len(self._queue) + len(items) > self.max_queue:
                 if self.metrics is not None:
-                    self.metrics.rejected.inc(amount=len(items))
+                    self.metrics.rejected.inc(len(items))
                 raise QueueFull()
             self._queue.extend(items)
             self._condition.notify()
@@ -129,12 +171,12 @@ class MicroBatcher:
     def _next_batch(self) -> list[WorkItem] | None:
         """Up to ``max_batch_size`` items, once that many wait or the oldest has waited ``batch_wait``."""
         with self._condition:
-            while not self._queue and not self._stopping:
+            while not self._queue and not (self._stopping or self._closed):
                 self._condition.wait()
-            if self._stopping:
+            if self._stopping or not self._queue:  # stopped, or closed and drained (or expired)
                 return None
             deadline = self._queue[0].enqueued + self.batch_wait
-            while len(self._queue) < self.max_batch_size and not self._stopping:
+            while len(self._queue) < self.max_batch_size and not (self._stopping or self._closed):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -150,44 +192,72 @@ class MicroBatcher:
             # a group's requests stay cancellable until the group starts, not only until the batch does
             live = [item for item in items if item.future.set_running_or_notify_cancel()]
             if self.metrics is not None and len(live) < len(items):
-                self.metrics.cancelled.inc("queued", amount=len(items) - len(live))
+                self.metrics.cancelled.labels("queued").inc(len(items) - len(live))
             if live:
                 self._run_group(live)
 
     def _run_group(self, items: list[WorkItem]) -> None:
-        """One ``generate`` call for ``items`` (same network, settings, and adapter unless mixable)."""
+        """One ``generate`` call for ``items``; if it raises, one call per item, so one bad item fails alone."""
+        if self._expired:  # shutting down, and the drain time is up
+            _fail(items, ShuttingDown)
+            return
+        try:
+            results, seconds = self._generate(items)
+        except Exception as exc:
+            if len(items) > 1:
+                log.warning(
+                    "generate failed for %d dialogues (%s): retrying one by one", len(items), type(exc).__name__
+                )
+                for item in items:
+                    self._run_group([item])
+                return
+            log.exception("generate failed for a dialogue of %s", items[0].model.name)
+            if self.metrics is not None:
+                self.metrics.failed.inc()
+            items[0].future.set_exception(exc)
+            return
+        if self._expired:  # the drain time ran out during the call, which may have been cut short
+            _fail(items, ShuttingDown)
+        elif all(item.abandoned for item in items):  # cut short: nobody is waiting for these summaries
+            if self.metrics is not None:
+                self.metrics.cancelled.labels("generating").inc(len(items))
+            _fail(items, ClientLeft)
+        else:
+            self._deliver(items, results, seconds)
+
+    def _generate(self, items: list[WorkItem]) -> tuple[list[Generated], float]:
+        """Run ``items`` (same network, settings, and adapter unless mixable) in one ``generate`` call."""
         first = items[0].model
         runner = first.runner
+
+        def should_stop() -> bool:
+            return self._expired or all(item.abandoned for item in items)
+
         started = time.perf_counter()
+        adapter_names = None
+        if runner.is_peft and first.mixed:
+            adapter_names = [item.model.route for item in items]
+        elif runner.is_peft:
+            runner.activate(first.route)
+        results = runner.generate([item.prompt for item in items], items[0].settings, adapter_names, should_stop)
+        return results, time.perf_counter() - started
 
-        def all_abandoned() -> bool:
-            return all(item.abandoned for item in items)
-
-        try:
-            adapter_names = None
-            if runner.is_peft and first.mixed:
-                adapter_names = [item.model.route for item in items]
-            elif runner.is_peft:
-                runner.activate(first.route)
-            results = runner.generate(
-                [item.prompt for item in items], items[0].settings, adapter_names, should_stop=all_abandoned
-            )
-        except Exception as exc:
-            log.exception("generate failed for %d dialogue(s) of %s", len(items), first.name)
-            for item in items:
-                item.future.set_exception(exc)
-            return
+    def _deliver(self, items: list[WorkItem], results: list[Generated], seconds: float) -> None:
         finished = time.perf_counter()
-        if all_abandoned():  # cut short: nobody is waiting for these summaries
-            if self.metrics is not None:
-                self.metrics.cancelled.inc("generating", amount=len(items))
-            for item in items:
-                item.future.set_exception(ClientLeft())
-            return
         if self.metrics is not None:
             self.metrics.batch_size.observe(len(items))
-            self.metrics.generate_seconds.observe(finished - started)
+            self.metrics.generate_seconds.observe(seconds)
         for item, generated in zip(items, results):
             if self.metrics is not None:
-                self.metrics.summaries.inc(item.model.name)
+                self.metrics.summaries.labels(item.model.name).inc()
             item.future.set_result(Completed(generated, finished, len(items)))
+
+
+def _fail(items: Sequence[WorkItem], error: type[Exception]) -> None:
+    """Fail the futures of ``items`` that nobody cancelled (a cancelled one is skipped)."""
+    for item in items:
+        future = item.future
+        if future.done():
+            continue
+        if future.running() or future.set_running_or_notify_cancel():
+            future.set_exception(error())

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 BASE_MODEL_NAME = "base"
+MAX_NAME_CHARS = 64  # the longest model name a server can have (sumlab.config.validate_name)
+MAX_COMPARE_MODELS = 16  # most models in one /v1/compare request
+MAX_LIST_ITEMS = 1024  # most dialogues in one batch request, whatever max_batch_items says
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class ServeLimits:
         default_max_new_tokens: ``max_new_tokens`` when a request doesn't say.
         max_source_tokens: prompts are truncated to this many tokens, as in evaluation.
         batching: False runs every dialogue in a ``generate`` call of its own (``--no-batching``).
+        drain_timeout_s: on shutdown, how long queued and running dialogues may still take; those left get 503.
     """
 
     max_batch_size: int = 8
@@ -39,6 +52,7 @@ class ServeLimits:
     default_max_new_tokens: int = 128
     max_source_tokens: int = 512
     batching: bool = True
+    drain_timeout_s: float = 30.0
 
     def __post_init__(self):
         for name in (
@@ -54,8 +68,12 @@ class ServeLimits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.batch_wait_ms < 0:
-            raise ValueError(f"batch_wait_ms must be 0 or more, not {self.batch_wait_ms}")
+        for name in ("batch_wait_ms", "drain_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number of 0 or more, not {value}")
+        if self.max_batch_items > MAX_LIST_ITEMS:
+            raise ValueError(f"max_batch_items must be at most {MAX_LIST_ITEMS}, not {self.max_batch_items}")
 
     @property
     def effective_batch_size(self) -> int:
@@ -74,7 +92,9 @@ class ServeLimits:
 
 
 class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No unknown keys, and no conversions: ``"4"`` or ``true`` is not an integer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class GenerationOptions(StrictBody):
@@ -86,41 +106,57 @@ class GenerationOptions(StrictBody):
     length_penalty: float | None = Field(default=None, ge=-5.0, le=5.0, allow_inf_nan=False)
 
 
+def _encodable(value: str) -> str:
+    """Refuse text that UTF-8 can't encode (a lone surrogate such as ``"\\ud800"``, which JSON allows)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate at character {exc.start} (send text that UTF-8 can encode)"
+        ) from None
+    return value
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("the dialogue is empty")
     return value
 
 
-class SummarizeRequest(StrictBody):
-    dialogue: str = Field(description="the dialogue, e.g. '#Person1#: Hi...\\n#Person2#: ...'")
-    model: str = Field(default=BASE_MODEL_NAME, description="a name from GET /v1/models")
-    generation: GenerationOptions | None = None
+def _short_name(value: str) -> str:
+    if len(value) > MAX_NAME_CHARS:
+        raise ValueError(f"a model name has at most {MAX_NAME_CHARS} characters, not {len(value)}")
+    return value
 
-    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Dialogue = Annotated[Text, AfterValidator(_not_blank)]
+ModelName = Annotated[Text, AfterValidator(_short_name)]
+
+
+class SummarizeRequest(StrictBody):
+    dialogue: Dialogue = Field(description="the dialogue, e.g. '#Person1#: Hi...\\n#Person2#: ...'")
+    model: ModelName = Field(default=BASE_MODEL_NAME, description="a name from GET /v1/models")
+    generation: GenerationOptions | None = None
 
 
 class BatchItem(StrictBody):
-    dialogue: str
-    model: str | None = Field(default=None, description="default: the request's model")
-
-    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
+    dialogue: Dialogue
+    model: ModelName | None = Field(default=None, description="default: the request's model")
 
 
 class BatchRequest(StrictBody):
     """Either ``items`` (each with its own model) or ``dialogues`` (all with ``model``)."""
 
-    items: list[BatchItem] | None = Field(default=None, min_length=1)
-    dialogues: list[str] | None = Field(default=None, min_length=1)
-    model: str = BASE_MODEL_NAME
+    items: list[BatchItem] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
+    dialogues: list[Dialogue] | None = Field(default=None, min_length=1, max_length=MAX_LIST_ITEMS)
+    model: ModelName = BASE_MODEL_NAME
     generation: GenerationOptions | None = None
 
     @model_validator(mode="after")
     def _items_or_dialogues(self) -> BatchRequest:
         if (self.items is None) == (self.dialogues is None):
             raise ValueError("give either items or dialogues, not both or neither")
-        for dialogue in self.dialogues or []:
-            _not_blank(dialogue)
         return self
 
     def entries(self) -> list[tuple[str, str]]:
@@ -131,16 +167,16 @@ class BatchRequest(StrictBody):
 
 
 class CompareRequest(StrictBody):
-    dialogue: str
-    models: list[str] = Field(min_length=1, description="names from GET /v1/models; each at most once")
+    dialogue: Dialogue
+    models: list[ModelName] = Field(
+        min_length=1, max_length=MAX_COMPARE_MODELS, description="names from GET /v1/models; each at most once"
+    )
     generation: GenerationOptions | None = None
-
-    _dialogue_not_blank = field_validator("dialogue")(_not_blank)
 
     @field_validator("models")
     @classmethod
     def _unique(cls, models: list[str]) -> list[str]:
-        repeated = sorted({name for name in models if models.count(name) > 1})
+        repeated = sorted(name for name, count in Counter(models).items() if count > 1)
         if repeated:
             raise ValueError(f"each model at most once; repeated: {', '.join(repeated)}")
         return models

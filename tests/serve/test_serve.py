@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +33,10 @@ from sumlab.generation.batching import summarize  # noqa: E402
 from sumlab.models.adapters import attach_adapter, merge_adapter  # noqa: E402
 from sumlab.models.loading import load_model, load_tokenizer  # noqa: E402
 from sumlab.models.peft_methods import add_peft
+from sumlab.serve import launch  # noqa: E402
 from sumlab.serve.app import create_app  # noqa: E402
-from sumlab.serve.launch import plan_server, read_token  # noqa: E402
+from sumlab.serve.hosts import allowed_hosts, host_of  # noqa: E402
+from sumlab.serve.launch import plan_listener, plan_server, read_token  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry, parse_named_path  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
 from sumlab.text.prompts import TEMPLATES  # noqa: E402
@@ -446,9 +450,9 @@ def test_client_that_leaves_is_dropped_from_the_queue_and_others_go_on(registry,
         assert sent[0]["status"] == 499
         release.set()
         assert running.result().status_code == 200
-        wait_until(lambda: metrics.cancelled.value("queued") == 1)
+        wait_until(lambda: metrics.value("sumlab_cancelled_total", stage="queued") == 1)
         assert test_client.post("/v1/summarize", json={"dialogue": dialogues[2]}).status_code == 200
-        assert metrics.summaries.value("base") == 2, "the dropped request was never generated"
+        assert metrics.value("sumlab_summaries_total", model="base") == 2, "the dropped request was never generated"
 
 
 def test_generation_stops_early_when_its_clients_have_left(registry, monkeypatch, dialogues):
@@ -470,11 +474,229 @@ def test_generation_stops_early_when_its_clients_have_left(registry, monkeypatch
         sent = asyncio.run(request_then_leave(app, body, entered.is_set))
         assert sent[0]["status"] == 499
         release.set()
-        wait_until(lambda: metrics.cancelled.value("generating") == 1)
+        wait_until(lambda: metrics.value("sumlab_cancelled_total", stage="generating") == 1)
         assert [generated.output_tokens for generated in outputs] == [1], "stopped after the first token"
         monkeypatch.undo()
         response = test_client.post("/v1/summarize", json=body)
         assert response.status_code == 200 and response.json()["tokens"]["output"] > 1
+
+
+def test_one_lone_surrogate_among_seven_concurrent_requests_fails_alone(client, dialogues):
+    bodies = [json.dumps({"dialogue": dialogues[i % 3], "model": ["base", "a", "b"][i % 3]}) for i in range(6)]
+    bodies.insert(3, '{"dialogue": "hi \\ud800 there"}')  # valid JSON, but no text UTF-8 can encode
+
+    def post(raw):
+        return client.post("/v1/summarize", content=raw.encode(), headers={"content-type": "application/json"})
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        responses = list(pool.map(post, bodies))
+    assert [response.status_code for response in responses] == [200, 200, 200, 422, 200, 200, 200]
+    assert_error(responses[3], 422, "dialogue", "not valid Unicode")
+
+
+def test_a_failing_batch_is_retried_one_by_one_and_fails_only_its_bad_request(registry, monkeypatch, dialogues):
+    runner = registry.get("base").runner  # base, a and b share it: one generate call for all three
+    generate, sizes = runner.generate, []
+    entered, release = threading.Event(), threading.Event()
+
+    def breaks_on_poison(prompts, *args, **kwargs):
+        sizes.append(len(prompts))
+        if len(sizes) == 1:  # hold the first call, so that the next requests queue up into one batch
+            entered.set()
+            release.wait(10)
+        if any("POISON" in prompt for prompt in prompts):
+            raise RuntimeError("this dialogue breaks the model")
+        return generate(prompts, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "generate", breaks_on_poison)
+    app = create_app(registry, LIMITS)
+    bodies = [{"dialogue": dialogues[i % 3], "model": ["base", "a", "b"][i % 3]} for i in range(6)]
+    bodies.insert(2, {"dialogue": dialogues[1] + " POISON", "model": "a"})
+    with TestClient(app, raise_server_exceptions=False) as test_client, ThreadPoolExecutor(max_workers=8) as pool:
+        first = pool.submit(test_client.post, "/v1/summarize", json={"dialogue": dialogues[0]})
+        assert entered.wait(5)
+        pending = [pool.submit(test_client.post, "/v1/summarize", json=body) for body in bodies]
+        wait_until(lambda: app.state.server.batcher.depth == len(bodies))
+        release.set()
+        responses = [future.result() for future in pending]
+        assert first.result().status_code == 200
+    assert [response.status_code for response in responses] == [200, 200, 500, 200, 200, 200, 200]
+    assert_error(responses[2], 500, "internal server error")
+    assert sizes == [1, 7, 1, 1, 1, 1, 1, 1, 1], "the batch of seven failed, then each ran alone"
+    assert app.state.server.metrics.value("sumlab_generate_failures_total") == 1
+
+
+def test_shutdown_drains_queued_work_within_the_drain_timeout(registry, monkeypatch, dialogues):
+    app = create_app(registry, ServeLimits(max_batch_size=1, batch_wait_ms=0, default_max_new_tokens=4))
+    entered, release = gate_runner(monkeypatch, registry.get("base").runner)
+    body = {"dialogue": dialogues[0]}
+    with TestClient(app) as test_client, ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(test_client.post, "/v1/summarize", json=body)
+        assert entered.wait(5)
+        queued = pool.submit(test_client.post, "/v1/summarize", json=body)
+        wait_until(lambda: app.state.server.batcher.depth == 1)
+        app.state.server.begin_shutdown()  # what SIGTERM does (launch.draining_server)
+        assert_error(test_client.post("/v1/summarize", json=body), 503, "shutting down")
+        release.set()
+        assert running.result().status_code == 200 and queued.result().status_code == 200
+        assert test_client.get("/health").status_code == 200
+
+
+def test_work_left_at_the_drain_timeout_gets_a_clean_503(registry, monkeypatch, dialogues):
+    limits = ServeLimits(max_batch_size=1, batch_wait_ms=0, default_max_new_tokens=4, drain_timeout_s=0.01)
+    app = create_app(registry, limits)
+    entered, release = gate_runner(monkeypatch, registry.get("base").runner)
+    body = {"dialogue": dialogues[0]}
+    with TestClient(app) as test_client, ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(test_client.post, "/v1/summarize", json=body, headers={"X-Request-ID": "running"})
+        assert entered.wait(5)
+        queued = pool.submit(test_client.post, "/v1/summarize", json=body, headers={"X-Request-ID": "queued"})
+        wait_until(lambda: app.state.server.batcher.depth == 1)
+        app.state.server.begin_shutdown()
+        assert assert_error(queued.result(), 503, "shutting down")["request_id"] == "queued"
+        release.set()  # the running call stops at its next token: the time is up
+        assert assert_error(running.result(), 503, "shutting down")["request_id"] == "running"
+
+
+# --- hosts, request ids, the access log ----------------------------------------------------------
+
+
+def test_host_header_must_name_an_allowed_host(registry):
+    app = create_app(registry, LIMITS, allowed_hosts=allowed_hosts(["Summaries.Example.org"]))
+    with TestClient(app) as test_client:
+        for host in ("127.0.0.1", "127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "::1"):
+            assert test_client.get("/v1/models", headers={"Host": host}).status_code == 200, host
+        assert test_client.get("/v1/models", headers={"Host": "summaries.example.org:443"}).status_code == 200
+        for host in ("testserver", "127.0.0.1.rebind.example", "summaries.example.org.evil", "localhost:x", "[::1"):
+            assert_error(test_client.get("/v1/models", headers={"Host": host}), 400, "invalid host")
+        # probes reach a container by its address: /health answers whatever the Host
+        assert test_client.get("/health", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+def test_host_header_parsing():
+    assert host_of("[::1]:8000") == host_of("::1") == "::1"
+    assert host_of("LocalHost:80") == "localhost"
+    assert host_of("") is None and host_of("a:b") is None and host_of("[::1]x") is None
+    assert allowed_hosts() == {"127.0.0.1", "localhost", "::1"}
+
+
+def test_binding_beyond_loopback_adds_no_host_name(caplog):
+    caplog.set_level(logging.WARNING)
+    assert plan_listener("0.0.0.0", 8000, [], False).allowed_hosts == allowed_hosts()
+    assert "--allowed-host" in caplog.text
+    listener = plan_listener("0.0.0.0", 8000, ["Summaries.Example.org", "[2001:db8::1]"], True)
+    assert listener.allowed_hosts == allowed_hosts() | {"summaries.example.org", "2001:db8::1"}
+    assert listener.trust_proxy_headers
+
+
+def test_request_id_is_taken_when_plain_else_made_and_always_returned(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    made = client.get("/health").headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    for bad in ("x" * 65, "has space", "semi;colon", "é"):
+        answered = client.get("/health", headers={"X-Request-ID": bad.encode()}).headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", answered), bad
+    response = client.post("/v1/summarize", json={"dialogue": "hi", "model": "nope"}, headers={"X-Request-ID": "r-1"})
+    assert assert_error(response, 404, "unknown model")["request_id"] == "r-1"
+    assert response.headers["x-request-id"] == "r-1"
+
+
+def test_access_log_has_no_query_string_nor_forwarded_address(client, caplog):
+    caplog.set_level(logging.INFO, logger="sumlab.serve.access")
+    headers = {"X-Request-ID": "log-1", "X-Forwarded-For": "203.0.113.9"}
+    client.get("/v1/models?token=SECRET-123&x=1", headers=headers)
+    client.get("/v1/%0Aforged-line", headers={"X-Request-ID": "log-2"})
+    lines = {record.getMessage() for record in caplog.records if record.name == "sumlab.serve.access"}
+    [line] = [line for line in lines if "id=log-1" in line]
+    assert "SECRET" not in line and "token" not in line and "?" not in line
+    assert "203.0.113.9" not in line and line.startswith("testclient:")  # the socket's peer
+    assert '"GET /v1/models" 200 ' in line
+    [forged] = [line for line in lines if "id=log-2" in line]
+    assert "\n" not in forged and '"GET /v1/\\nforged-line" 404' in forged, "a newline can't start a log line"
+
+
+def test_head_health_is_200_without_a_body(client, auth_client):
+    for test_client in (client, auth_client):
+        response = test_client.head("/health")
+        assert response.status_code == 200 and response.content == b""
+
+
+def test_a_huge_compare_list_is_refused_while_health_answers(registry):
+    body = {"dialogue": "hi", "models": [f"m{index}" for index in range(60_000)]}  # 660 KB
+    with TestClient(create_app(registry)) as test_client, ThreadPoolExecutor(max_workers=3) as pool:
+        refusals = [pool.submit(test_client.post, "/v1/compare", json=body) for _ in range(3)]
+        health = [test_client.get("/health").status_code for _ in range(5)]
+        errors = [assert_error(future.result(), 422, "at most 16") for future in refusals]
+    assert health == [200] * 5
+    assert all(detail["type"] == "too_long" for error in errors for detail in error["details"]), "refused by length"
+
+
+def test_serve_runs_uvicorn_with_the_hardened_options(registry, tiny_model_dir, monkeypatch, caplog):
+    started = {}
+
+    class Started:
+        def __init__(self, config, begin_shutdown):
+            started.update(config=config, begin_shutdown=begin_shutdown)
+
+        def run(self):
+            started["ran"] = True
+
+    monkeypatch.setattr("sumlab.serve.registry.load_registry", lambda *args: registry)
+    monkeypatch.setattr(launch, "draining_server", Started)
+    caplog.set_level(logging.WARNING)
+    serve_command(
+        model=str(tiny_model_dir),
+        host="0.0.0.0",
+        insecure_no_auth=True,
+        allowed_host=["summaries.example.org"],
+        drain_timeout=2.5,
+    )
+    config = started["config"]
+    assert started["ran"] and "--insecure-no-auth" in caplog.text
+    assert config.access_log is False and config.proxy_headers is False, "no uvicorn access log, no X-Forwarded-For"
+    assert config.timeout_graceful_shutdown == 3 + launch.SHUTDOWN_GRACE_S
+    assert "sumlab.serve.access" in config.log_config["loggers"]
+    app = config.app
+    assert app.state.server.limits.drain_timeout_s == 2.5
+    assert started["begin_shutdown"] == app.state.server.begin_shutdown
+    with TestClient(app, base_url="http://summaries.example.org") as test_client:
+        assert test_client.get("/v1/models").status_code == 200
+        assert_error(test_client.get("/v1/models", headers={"Host": "evil.example"}), 400, "invalid host")
+    serve_command(model=str(tiny_model_dir), trust_proxy_headers=True)
+    assert started["config"].proxy_headers is True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_uvicorn_shutdown_refuses_new_work_and_answers_what_is_left_with_503(registry, monkeypatch, dialogues):
+    """A real uvicorn in a thread: its shutdown (as on SIGTERM) drains, then queued work gets a JSON 503."""
+    import httpx
+    import uvicorn
+
+    limits = ServeLimits(max_batch_size=1, batch_wait_ms=0, default_max_new_tokens=4, drain_timeout_s=0.01)
+    app = create_app(registry, limits, allowed_hosts=allowed_hosts())
+    entered, release = gate_runner(monkeypatch, registry.get("base").runner)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", timeout_graceful_shutdown=20)
+    server = launch.draining_server(config, app.state.server.begin_shutdown)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=30)
+    url, body = f"http://127.0.0.1:{config.port}/v1/summarize", {"dialogue": dialogues[0]}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(httpx.post, url, json=body, timeout=30)
+        assert entered.wait(10)
+        queued = pool.submit(httpx.post, url, json=body, timeout=30)
+        wait_until(lambda: app.state.server.batcher.depth == 1)
+        server.should_exit = True  # what uvicorn's SIGTERM handler does
+        assert_error(queued.result(), 503, "shutting down")
+        release.set()
+        assert_error(running.result(), 503, "shutting down")
+    thread.join(30)
+    assert not thread.is_alive()
 
 
 # --- auth ----------------------------------------------------------------------------------------
@@ -525,9 +747,13 @@ def test_metrics_are_prometheus_text_with_the_expected_names(client, dialogues):
         "sumlab_cancelled_total",
     ):
         assert f"\n{name}" in text, name
-    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="200"} 1' in text
-    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="404"} 1' in text
-    assert 'sumlab_summaries_total{model="a"} 1' in text
+    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="200"} 1.0' in text
+    assert 'sumlab_http_requests_total{endpoint="/v1/summarize",status="404"} 1.0' in text
+    assert 'sumlab_summaries_total{model="a"} 1.0' in text
+    assert 'sumlab_cancelled_total{stage="queued"} 0.0' in text, "the stages show before anything is dropped"
+    for line in text.splitlines():  # no phantom unlabelled series of a labelled counter
+        for labelled in ("sumlab_http_requests_total", "sumlab_summaries_total", "sumlab_cancelled_total"):
+            assert not line.startswith(labelled + " "), line
     sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)+\})? [0-9.e+-]+$|^[a-z_]+\{[^}]*le="\+Inf"[^}]*\} [0-9.]+$')
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
