@@ -55,10 +55,11 @@ from sumlab.training.callbacks import (
     tensorboard_callback,
 )
 from sumlab.training.checkpoints import (
+    AtomicCheckpointsMixin,
     check_resume_world_size,
     check_sharded_evaluation,
     checkpoint_step,
-    last_complete_checkpoint,
+    resume_checkpoint,
     save_trained_model,
 )
 from sumlab.training.run_dir import RunPaths, check_run_dir, prepare_run_dir, trim_log
@@ -264,6 +265,10 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = 
     return total / num_items_in_batch
 
 
+class SumlabTrainer(AtomicCheckpointsMixin, Seq2SeqTrainer):
+    """Seq2SeqTrainer whose checkpoints appear whole or not at all (see AtomicCheckpointsMixin)."""
+
+
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
     """The Seq2SeqTrainer for this run, with sumlab's log, progress, TensorBoard and early-stopping callbacks.
 
@@ -281,7 +286,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
     compute_metrics = (
         functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
     )
-    trainer = Seq2SeqTrainer(
+    trainer = SumlabTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -342,9 +347,7 @@ def train(
 def _prepare_resume(paths: RunPaths, template: str, resume: bool, num_processes: int) -> Path | None:
     """On rank 0: save the prompt, find the checkpoint to resume from, and trim the log back to it."""
     write_text_atomic(paths.prompt, template)
-    checkpoint = last_complete_checkpoint(paths.checkpoints) if resume else None
-    if resume and checkpoint is None:
-        log.warning("no complete checkpoint in %s: starting from the beginning", paths.checkpoints)
+    checkpoint = resume_checkpoint(paths.checkpoints) if resume else None
     if checkpoint is not None:
         check_resume_world_size(checkpoint, num_processes)
     trim_log(paths.log, checkpoint_step(checkpoint))
