@@ -333,7 +333,7 @@ def train(
     wall_seconds = time.perf_counter() - started
     metrics = dict(output.metrics)
     if eval_set is not None:
-        metrics.update(trainer.evaluate())
+        metrics.update(final_evaluation(trainer))
     save_trained_model(trainer, tokenizer, paths.model)  # every rank: FSDP and DeepSpeed gather their shards
     if trainer.is_world_process_zero():
         summary = run_summary(config, trainer.model, paths, wall_seconds, truncation, len(train_set)).to_json()
@@ -342,6 +342,21 @@ def train(
     else:
         summary = {}
     return TrainResult(run_dir=paths.root, model_dir=paths.model, metrics=metrics, summary=summary)
+
+
+def final_evaluation(trainer: Seq2SeqTrainer) -> dict:
+    """The validation metrics of the weights that training ended with, evaluating them only if the Trainer has not.
+
+    The Trainer evaluates at the last step (and, with ``load_best_model_at_end``, loads back the best checkpoint,
+    which it evaluated when it was saved): its log history then already holds these metrics, and evaluating again
+    would cost one more pass over the validation set and log a second record for the step.
+    """
+    best = trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None
+    step = checkpoint_step(best) if best else trainer.state.global_step
+    for record in reversed(trainer.state.log_history):
+        if record.get("step") == step and "eval_loss" in record:
+            return {key: value for key, value in record.items() if key.startswith("eval_")}
+    return trainer.evaluate()
 
 
 def _prepare_resume(paths: RunPaths, template: str, resume: bool, num_processes: int) -> Path | None:
