@@ -55,10 +55,11 @@ from sumlab.training.callbacks import (
     tensorboard_callback,
 )
 from sumlab.training.checkpoints import (
+    AtomicCheckpointsMixin,
     check_resume_world_size,
     check_sharded_evaluation,
     checkpoint_step,
-    last_complete_checkpoint,
+    resume_checkpoint,
     save_trained_model,
 )
 from sumlab.training.run_dir import RunPaths, check_run_dir, prepare_run_dir, trim_log
@@ -264,6 +265,10 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = 
     return total / num_items_in_batch
 
 
+class SumlabTrainer(AtomicCheckpointsMixin, Seq2SeqTrainer):
+    """Seq2SeqTrainer whose checkpoints appear whole or not at all (see AtomicCheckpointsMixin)."""
+
+
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
     """The Seq2SeqTrainer for this run, with sumlab's log, progress, TensorBoard and early-stopping callbacks.
 
@@ -281,7 +286,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
     compute_metrics = (
         functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
     )
-    trainer = Seq2SeqTrainer(
+    trainer = SumlabTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -328,7 +333,7 @@ def train(
     wall_seconds = time.perf_counter() - started
     metrics = dict(output.metrics)
     if eval_set is not None:
-        metrics.update(trainer.evaluate())
+        metrics.update(final_evaluation(trainer))
     save_trained_model(trainer, tokenizer, paths.model)  # every rank: FSDP and DeepSpeed gather their shards
     if trainer.is_world_process_zero():
         summary = run_summary(config, trainer.model, paths, wall_seconds, truncation, len(train_set)).to_json()
@@ -339,12 +344,25 @@ def train(
     return TrainResult(run_dir=paths.root, model_dir=paths.model, metrics=metrics, summary=summary)
 
 
+def final_evaluation(trainer: Seq2SeqTrainer) -> dict:
+    """The validation metrics of the weights that training ended with, evaluating them only if the Trainer has not.
+
+    The Trainer evaluates at the last step (and, with ``load_best_model_at_end``, loads back the best checkpoint,
+    which it evaluated when it was saved): its log history then already holds these metrics, and evaluating again
+    would cost one more pass over the validation set and log a second record for the step.
+    """
+    best = trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None
+    step = checkpoint_step(best) if best else trainer.state.global_step
+    for record in reversed(trainer.state.log_history):
+        if record.get("step") == step and "eval_loss" in record:
+            return {key: value for key, value in record.items() if key.startswith("eval_")}
+    return trainer.evaluate()
+
+
 def _prepare_resume(paths: RunPaths, template: str, resume: bool, num_processes: int) -> Path | None:
     """On rank 0: save the prompt, find the checkpoint to resume from, and trim the log back to it."""
     write_text_atomic(paths.prompt, template)
-    checkpoint = last_complete_checkpoint(paths.checkpoints) if resume else None
-    if resume and checkpoint is None:
-        log.warning("no complete checkpoint in %s: starting from the beginning", paths.checkpoints)
+    checkpoint = resume_checkpoint(paths.checkpoints) if resume else None
     if checkpoint is not None:
         check_resume_world_size(checkpoint, num_processes)
     trim_log(paths.log, checkpoint_step(checkpoint))

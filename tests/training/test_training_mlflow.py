@@ -109,9 +109,9 @@ def test_mlflow_default_store_is_local_under_the_run_dir(mlflow_config, tmp_path
     assert store.is_dir()
     client, run = read_back(store.resolve().as_uri(), "mlflow-default")
     check_run(client, run, result.run_dir)
-    # the end-of-epoch evaluation, and the final one that train() runs after training, in the same run
+    # the end-of-epoch evaluation, once: train() reuses it for metrics.json rather than evaluating again
     evaluations = client.get_metric_history(run.info.run_id, "eval_loss")
-    assert [metric.step for metric in evaluations] == [STEPS, STEPS]
+    assert [metric.step for metric in evaluations] == [STEPS]
     assert evaluations[-1].value == pytest.approx(result.metrics["eval_loss"])
     mlflow.set_tracking_uri(store.resolve().as_uri())  # the fluent API too (clean_mlflow unsets it)
     frame = mlflow.search_runs(experiment_names=["mlflow-default"])
@@ -159,7 +159,7 @@ def test_mlflow_logs_into_a_run_the_caller_opened(mlflow_config, tmp_path):
     client, run = read_back(store_uri, "notebook")
     assert run.info.run_id == outer.info.run_id
     check_run(client, run, result.run_dir)
-    assert [metric.step for metric in client.get_metric_history(run.info.run_id, "eval_loss")] == [STEPS, STEPS]
+    assert [metric.step for metric in client.get_metric_history(run.info.run_id, "eval_loss")] == [STEPS]  # once
 
 
 def test_a_resumed_run_logs_to_the_same_mlflow_run(mlflow_config, tmp_path):
