@@ -32,6 +32,8 @@ DEFAULT_MODEL = "google/flan-t5-base"
 PeftMethod = Literal["full", "lora", "dora", "ia3", "prefix", "prompt", "qlora"]
 Family = Literal["seq2seq", "causal"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
+Engine = Literal["torch", "ctranslate2"]
+ComputeType = Literal["auto", "float32", "int8", "int8_float32", "bfloat16", "float16", "int8_float16"]
 
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -212,6 +214,22 @@ class GenerationSettings(StrictModel):
     )
     no_repeat_ngram_size: int = Field(default=0, ge=0)
     length_penalty: float = 1.0
+    engine: Engine = Field(
+        default="torch", description="torch (the reference) or ctranslate2 (converted once and cached; faster)"
+    )
+    compute_type: ComputeType = Field(
+        default="auto",
+        description="ctranslate2's precision; auto: float32 on a CPU, bfloat16 on a GPU that has it (else float32)",
+    )
+
+    @model_validator(mode="after")
+    def _compute_type_needs_ctranslate2(self) -> GenerationSettings:
+        if self.compute_type != "auto" and self.engine != "ctranslate2":
+            raise ValueError(
+                f"compute_type {self.compute_type} is for engine ctranslate2; set engine: ctranslate2, "
+                "or choose torch's precision with the model's dtype"
+            )
+        return self
 
 
 class PipelineConfig(StrictModel):

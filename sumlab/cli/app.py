@@ -62,6 +62,7 @@ for command in (
     models.inspect,
     train.train,
     models.merge,
+    models.export,
     experiment.run,
     experiment.compare,
     experiment.demo,

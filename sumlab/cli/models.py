@@ -1,4 +1,4 @@
-"""``sumlab inspect`` and ``sumlab merge``: parameter counts, and adapters merged into their base."""
+"""``sumlab inspect``, ``sumlab merge`` and ``sumlab export``: parameter counts, merged adapters, converted models."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from sumlab.cli.options import (
     BaseModelOpt,
     PickleOpt,
     RandomInitOpt,
+    TokenizerOpt,
     console,
     model_options,
     refuse_overwrite,
 )
+from sumlab.cli.summarizer_options import ComputeTypeOpt, check_choice
 from sumlab.config import DEFAULT_MODEL
 
 
@@ -63,3 +65,31 @@ def merge(
     refuse_overwrite(out, overwrite)
     report = merge_adapter(adapter, out, base=model, allow_pickle=allow_pickle)
     console.print(f"merged into {out} (max logit difference {report['max_abs_logit_difference']:.2e})")
+
+
+def export(
+    model: Annotated[str, typer.Argument(help="hub id, or a model, run or adapter directory (adapters are merged)")],
+    out: Annotated[Path, typer.Option("--out", help="directory to write the converted model into")],
+    target_format: Annotated[str, typer.Option("--format", help="the target format: ctranslate2")] = "ctranslate2",
+    compute_type: ComputeTypeOpt = "auto",
+    tokenizer: TokenizerOpt = None,
+    random_init: RandomInitOpt = False,
+    allow_pickle: PickleOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing --out")] = False,
+) -> None:
+    """Convert a model for deployment with CTranslate2 (the tokenizer and configs go into its hf/ folder).
+
+    --compute-type is the precision the weights are stored in (auto: float32); CTranslate2 can still run them
+    in another one.
+    """
+    from typing import get_args
+
+    from sumlab.config import ComputeType
+    from sumlab.generation.conversion import export_model
+
+    check_choice("--format", target_format, ("ctranslate2",))
+    check_choice("--compute-type", compute_type, get_args(ComputeType))
+    refuse_overwrite(out, overwrite)
+    config = model_options(model, random_init, tokenizer, "float32", allow_pickle)
+    export_model(config, out, compute_type, overwrite=overwrite)
+    console.print(f"exported {model} to {out} (CTranslate2, {'float32' if compute_type == 'auto' else compute_type})")

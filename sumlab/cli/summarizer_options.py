@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass, fields
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 
@@ -28,7 +28,8 @@ from sumlab.cli.options import (
     model_options,
     prompt_template,
 )
-from sumlab.config import DEFAULT_MODEL
+from sumlab.config import DEFAULT_MODEL, ComputeType, Engine
+from sumlab.errors import SumlabError
 
 OPTIONS_PARAMETER = "options"
 
@@ -49,6 +50,27 @@ MaxBatchTokensOpt = Annotated[
 ]
 
 
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="torch (the reference) or ctranslate2 (faster; pip install 'sumlab[fast]')")
+]
+
+
+ComputeTypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--compute-type",
+        help="for --engine ctranslate2: auto (float32 on a CPU, bfloat16 on a GPU that has it), float32, int8, "
+        "int8_float32, bfloat16; float16 and int8_float16 on CUDA",
+    ),
+]
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``choices``, naming the option and the choices."""
+    if value not in choices:
+        raise SumlabError(f"{option} {value!r} is not one of: {', '.join(choices)}", "pass one of those values")
+
+
 @dataclass(frozen=True)
 class SummarizerOptions:
     """What ``--model ... --num-beams`` say: the model to load, its prompt, and how to decode."""
@@ -64,26 +86,51 @@ class SummarizerOptions:
     num_beams: BeamsOpt = 1
     max_source_length: MaxSourceOpt = None
     max_batch_tokens: MaxBatchTokensOpt = None
+    engine: EngineOpt = "torch"
+    compute_type: ComputeTypeOpt = "auto"
+
+    def __post_init__(self) -> None:
+        """Bad engine options fail before any data or model loads."""
+        check_choice("--engine", self.engine, get_args(Engine))
+        check_choice("--compute-type", self.compute_type, get_args(ComputeType))
+        if self.engine == "ctranslate2":
+            from sumlab.generation.ctranslate2_engine import check_engine_ready
+
+            check_engine_ready(self.generation(), "--engine ctranslate2")
+        elif self.compute_type != "auto":
+            raise SumlabError(
+                f"--compute-type {self.compute_type} is for --engine ctranslate2",
+                "add --engine ctranslate2, or choose torch's precision with --dtype",
+            )
 
     def template_text(self) -> str:
         """The prompt template (checked)."""
         return prompt_template(self.prompt, self.template)
 
     def load(self):
-        """The model and tokenizer the options name; bad option values fail before anything loads."""
+        """The model (or, with --engine ctranslate2, the engine) and tokenizer the options name.
+
+        Bad option values fail before anything loads.
+        """
         from sumlab.models.loading import load_model, load_tokenizer
 
         config = model_options(self.model, self.random_init, self.tokenizer, self.dtype, self.allow_pickle)
+        if self.engine == "ctranslate2":
+            from sumlab.generation.ctranslate2_engine import load_engine
+
+            return load_engine(config, self.compute_type)
         return load_model(config), load_tokenizer(config)
 
     def generation(self, batch_size: int = 1):
-        """The decoding settings, for batches of ``batch_size``."""
+        """The decoding settings, for batches of ``batch_size``, on the chosen engine."""
         return generation_options(
             self.max_new_tokens,
             self.num_beams,
             batch_size,
             max_source_length=self.max_source_length,
             max_batch_tokens=self.max_batch_tokens,
+            engine=self.engine,
+            compute_type=self.compute_type,
         )
 
 

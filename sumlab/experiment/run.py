@@ -45,6 +45,7 @@ from sumlab.evaluation.schema import (
 )
 from sumlab.experiment.compare import RESULTS_FILE, report_predictions
 from sumlab.generation.batching import summarize
+from sumlab.generation.ctranslate2_engine import check_engine_ready
 from sumlab.models.adapters import attach_adapter
 from sumlab.models.loading import load_model, load_tokenizer
 from sumlab.models.resolve import require_saved_model
@@ -145,6 +146,8 @@ def train_model(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPa
 def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths):
     """A fresh model and tokenizer for ``entry``: the base, a trained run, or a given checkpoint/adapter."""
     base_config = config.base_model(entry)
+    if config.generation.engine == "ctranslate2":
+        return load_engine_for(config, entry, paths)
     if entry.kind == "zero_shot":
         return load_model(base_config), load_tokenizer(base_config)
     saved = require_saved_model(paths.run(entry.name).root if entry.kind == "train" else entry.path)
@@ -155,6 +158,19 @@ def load_for_generation(config: ExperimentConfig, entry: ModelEntry, paths: Expe
         name_or_path=str(saved.directory), dtype=base_config.dtype, allow_pickle=base_config.allow_pickle
     )
     return load_model(model_config), load_tokenizer(model_config)
+
+
+def load_engine_for(config: ExperimentConfig, entry: ModelEntry, paths: ExperimentPaths):
+    """``entry``'s model converted to CTranslate2 (cached) and its tokenizer; an adapter merges into the base."""
+    from sumlab.generation.ctranslate2_engine import load_engine
+
+    base_config = config.base_model(entry)
+    if entry.kind == "zero_shot":
+        model_config = base_config
+    else:
+        source = paths.run(entry.name).root if entry.kind == "train" else entry.path
+        model_config = ModelConfig(name_or_path=str(source), allow_pickle=base_config.allow_pickle)
+    return load_engine(model_config, config.generation.compute_type, adapter_base=base_config.name_or_path)
 
 
 def generate_predictions(
@@ -260,6 +276,7 @@ def run_experiment(
     """
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
     config.check_paths()  # a typo in a path fails now, not after hours of training the others
+    check_engine_ready(config.generation)  # so does a missing ctranslate2, or float16 on a CPU
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
     groups = evaluation_groups(config)
     stages = [

@@ -116,7 +116,8 @@ def summarize(
     the same model (on its own device) and the same dialogues.
 
     Args:
-        model: a seq2seq or causal model (plain or PEFT-wrapped), on the device it should run on.
+        model: a seq2seq or causal model (plain or PEFT-wrapped), on the device it should run on, or an engine
+            that generates batches of prompt ids itself (``sumlab.generation.ctranslate2_engine.load_engine``).
         tokenizer: its tokenizer.
         dialogues: the dialogues, each filled into ``template``.
         settings: decoding settings (defaults: greedy, 200 new tokens, batches of up to 16 prompts and
@@ -138,20 +139,15 @@ def summarize(
         log.warning(truncation_warning(prompts.cut, len(dialogues), max_length, by_model))
     mine = batches[state.process_index :: state.num_processes]  # long and short batches for every process
     show = (progress_enabled() if progress is None else progress) and state.is_main_process
-    was_training = model.training
-    model.eval()
     pairs: list[tuple[int, str]] = []  # (index into dialogues, summary)
-    try:
-        with (
-            _prefix_in_cache(model),
-            progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues", show=show) as bar,
-        ):
-            for batch in mine:
-                texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
-                pairs += zip(batch, texts)
-                bar.advance(len(batch))
-    finally:
-        model.train(was_training)
+    with (
+        _generation_mode(model),
+        progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues", show=show) as bar,
+    ):
+        for batch in mine:
+            texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
+            pairs += zip(batch, texts)
+            bar.advance(len(batch))
     return gather_in_input_order(pairs, len(dialogues), state.num_processes)
 
 
@@ -162,7 +158,10 @@ def generate_from_ids(
 
     A causal model's prompts are padded on the left, so that every row continues right after its prompt,
     and its output is cut after the prompt; a seq2seq model's decoder output starts after the start token.
+    An engine (``CTranslate2Engine``) generates the batch itself, with the same settings.
     """
+    if is_engine(model):
+        return model.generate_from_ids(tokenizer, batch, settings, **extra)
     causal = is_causal(model)
     device = next(model.parameters()).device
     features = tokenizer.pad(
@@ -174,6 +173,26 @@ def generate_from_ids(
     if tokenizer.pad_token_id is None:
         return texts, [generated.shape[1]] * len(texts)
     return texts, (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
+
+
+def is_engine(model) -> bool:
+    """True for a generation engine (``sumlab.generation.ctranslate2_engine.CTranslate2Engine``), not a torch model."""
+    return not isinstance(model, torch.nn.Module)
+
+
+@contextmanager
+def _generation_mode(model) -> Iterator[None]:
+    """A torch model in eval mode (with its prefix in the cache) for the block, then as it was; an engine as is."""
+    if is_engine(model):
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with _prefix_in_cache(model):
+            yield
+    finally:
+        model.train(was_training)
 
 
 @contextmanager
