@@ -207,6 +207,11 @@ class GenerationSettings(StrictModel):
     batch_size: int = Field(default=16, gt=0)
     no_repeat_ngram_size: int = Field(default=0, ge=0)
     length_penalty: float = 1.0
+    precision: Precision = Field(
+        default="auto",
+        description="what generate computes in: auto is bf16 autocast where the device has native bf16 (a CPU with "
+        "AVX512-BF16 or AMX, a recent GPU), float32 elsewhere; the weights stay in model.dtype",
+    )
 
 
 class PipelineConfig(StrictModel):

@@ -40,6 +40,15 @@ TokenizerOpt = Annotated[
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto, float32 or bfloat16 (float16 is refused for T5)")]
 
 
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="what generate computes in: auto (bf16 autocast on a CPU or GPU with native bf16), float32 or bfloat16",
+    ),
+]
+
+
 PickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle .bin weights (only for files you trust)")]
 
 
@@ -79,11 +88,17 @@ def prompt_template(prompt: str, template: str | None) -> str:
     return check_template(template) if template is not None else named_template(prompt)
 
 
-def generation_options(max_new_tokens: int, num_beams: int, batch_size: int):
-    """The GenerationSettings of the generation options."""
-    from sumlab.config import GenerationSettings
+def generation_options(max_new_tokens: int, num_beams: int, batch_size: int, precision: str = "auto"):
+    """The GenerationSettings of the generation options (a bad value is a SumlabError naming the option)."""
+    from sumlab.config import GenerationSettings, build_config
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
+    fields = {
+        "max_new_tokens": max_new_tokens,
+        "num_beams": num_beams,
+        "batch_size": batch_size,
+        "precision": precision,
+    }
+    return build_config(GenerationSettings, fields, "options")
 
 
 def refuse_overwrite(path: Path, overwrite: bool) -> None:

@@ -17,6 +17,7 @@ from sumlab.cli.options import (
     MaxNewOpt,
     ModelOpt,
     PickleOpt,
+    PrecisionOpt,
     PromptOpt,
     RandomInitOpt,
     TemplateOpt,
@@ -43,6 +44,7 @@ class SummarizerOptions:
     template: TemplateOpt = None
     max_new_tokens: MaxNewOpt = 200
     num_beams: BeamsOpt = 1
+    precision: PrecisionOpt = "auto"
 
     def template_text(self) -> str:
         """The prompt template (checked)."""
@@ -57,7 +59,7 @@ class SummarizerOptions:
 
     def generation(self, batch_size: int = 1):
         """The decoding settings, for batches of ``batch_size``."""
-        return generation_options(self.max_new_tokens, self.num_beams, batch_size)
+        return generation_options(self.max_new_tokens, self.num_beams, batch_size, self.precision)
 
 
 def _option_parameters() -> list[inspect.Parameter]:

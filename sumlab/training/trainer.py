@@ -41,6 +41,7 @@ from sumlab.runtime.distributed import (
 )
 from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
 from sumlab.runtime.memory import peak_memory
+from sumlab.runtime.precision import uses_bf16, warn_if_emulated_bf16
 from sumlab.runtime.progress import trainer_logs_shown
 from sumlab.text.features import (
     LABEL_PAD,
@@ -98,13 +99,13 @@ def check_environment(config: TrainConfig) -> None:
     """Refuse what this machine can't run, before anything is loaded."""
     if config.peft.method == "qlora" and not torch.cuda.is_available():
         raise SumlabError("qlora needs a CUDA GPU (4-bit bitsandbytes kernels)", "use method lora on this machine")
-    if config.train.precision == "bfloat16" and not _bf16_available():
-        raise SumlabError("bfloat16 training needs a GPU that supports it", "use train.precision=auto or float32")
+    if config.train.precision == "bfloat16":
+        warn_if_emulated_bf16()  # allowed anywhere: bf16 autocast on a CPU without bf16 instructions is only slow
     if config.train.precision == "float16":
         raise SumlabError(
             "train.precision=float16 is not supported: T5's activations overflow fp16's range (NaN/inf), and "
             "bf16 is the half precision that trains safely for every model",
-            "use train.precision=bfloat16 on a GPU that supports it, or float32",
+            "use train.precision=bfloat16 (auto picks it where the CPU or GPU computes bf16 natively), or float32",
         )
     check_sharded_evaluation(config.train)
     check_checkpoint_steps(config)
@@ -183,6 +184,7 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
     eval_strategy = "no" if not has_eval else ("steps" if settings.eval_steps else "epoch")
     save_strategy = "steps" if (settings.save_steps or settings.eval_steps) else "epoch"
     lower_is_better = settings.metric_for_best_model.endswith("loss")
+    bf16 = uses_bf16(settings.precision)  # autocast: the weights, gradients and AdamW states stay float32
     return Seq2SeqTrainingArguments(
         output_dir=str(paths.checkpoints),
         learning_rate=effective_learning_rate(config),
@@ -208,14 +210,15 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         gradient_checkpointing=settings.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if settings.gradient_checkpointing else None,
-        bf16=_use_bf16(settings.precision),
+        bf16=bf16,
         seed=settings.seed,
         data_seed=settings.seed,
         report_to="none",
         disable_tqdm=True,  # sumlab draws its own bar (ProgressDisplayCallback)
         save_only_model=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=use_cpu_backend(),  # several processes on CPUs: DDP over gloo (otherwise each would train alone)
+        # several processes on CPUs: DDP over gloo (otherwise each would train alone); bf16 autocast on a CPU
+        use_cpu=use_cpu_backend() or (bf16 and not torch.cuda.is_available()),
         ddp_timeout=timeout_seconds(),
     )
 
@@ -370,11 +373,3 @@ def run_summary(
         device="cuda" if torch.cuda.is_available() else "cpu",
         learning_rate=effective_learning_rate(config),
     )
-
-
-def _bf16_available() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def _use_bf16(precision: str) -> bool:
-    return precision == "bfloat16" or (precision == "auto" and _bf16_available())
