@@ -62,6 +62,7 @@ from sumlab.training.checkpoints import (
     last_complete_checkpoint,
     save_trained_model,
 )
+from sumlab.training.loss import TokenMeanLossTrainer
 from sumlab.training.run_dir import RunPaths, check_run_dir, prepare_run_dir, trim_log
 from sumlab.training.tracking import mlflow_callback
 
@@ -243,30 +244,6 @@ def rouge_from_predictions(eval_prediction, tokenizer) -> dict[str, float]:
     return {key: round(float(scores[key].mean()) * 100, 4) for key in ROUGE_KEYS}
 
 
-def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = False) -> torch.Tensor:
-    """Cross-entropy summed over a batch's target tokens and divided by the target tokens of the whole step.
-
-    The Trainer counts the tokens of the whole optimizer step (every accumulation micro-batch on every
-    process) and then multiplies the loss by the number of processes, undoing DDP's gradient averaging. So
-    the gradient is that of the mean over every token of the step, whether it is 1 process x 8 examples,
-    1 x 4 x 2 accumulation steps or 2 processes x 4. T5's own loss, a per-batch mean, ignores that count
-    while the Trainer still applies the rest: with 2 accumulation steps or 2 processes it doubled the loss
-    and the gradients. Without a count (evaluation) it is the plain token mean, as T5's.
-
-    A causal model's logits at position t predict token t + 1, so its labels are shifted by one first.
-    """
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-    labels = labels.to(logits.device)
-    if causal:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    total = torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=LABEL_PAD, reduction="sum"
-    )
-    if num_items_in_batch is None:
-        num_items_in_batch = labels.ne(LABEL_PAD).sum().clamp(min=1)
-    return total / num_items_in_batch
-
-
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
     """The Seq2SeqTrainer for this run, with sumlab's log, progress, TensorBoard and early-stopping callbacks.
 
@@ -284,7 +261,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
     compute_metrics = (
         functools.partial(rouge_from_predictions, tokenizer=tokenizer) if config.train.eval_rouge else None
     )
-    trainer = Seq2SeqTrainer(
+    trainer = TokenMeanLossTrainer(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -292,7 +269,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         data_collator=dynamic_padding_collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        compute_loss_func=functools.partial(token_mean_loss, causal=is_causal(model)),
+        causal=is_causal(model),
         callbacks=callbacks,
     )
     if not trainer_logs_shown():
