@@ -55,6 +55,7 @@ class SummarizerOptions:
         from sumlab.models.loading import load_model, load_tokenizer
 
         config = model_options(self.model, self.random_init, self.tokenizer, self.dtype, self.allow_pickle)
+        self.generation()  # the decoding options are checked before the model loads, too
         return load_model(config), load_tokenizer(config)
 
     def generation(self, batch_size: int = 1):

@@ -191,3 +191,26 @@ def test_float16_generation_is_refused_for_t5(tiny_model):
     model, _ = tiny_model
     with pytest.raises(SumlabError, match="overflow"):
         compute_precision(model, "float16")
+
+
+# ---------------------------------------------------------------- the command line
+
+DIALOGUE = "#Person1#: Could you help me with my homework?\n#Person2#: Sure, what is it about?\n#Person1#: Maths."
+
+
+def test_summarize_takes_the_precision(tiny_model_dir, tiny_model):
+    from typer.testing import CliRunner
+
+    from sumlab.cli.app import app
+    from sumlab.generation.batching import summarize
+
+    model, tokenizer = tiny_model
+    options = ["--model", str(tiny_model_dir), "--dtype", "float32", "--max-new-tokens", "8"]
+    settings = GenerationSettings(max_new_tokens=8, batch_size=1, precision="bfloat16")
+    result = CliRunner().invoke(app, ["summarize", "-", *options, "--precision", "bfloat16"], input=DIALOGUE)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == summarize(model, tokenizer, [DIALOGUE], settings)[0]
+
+    refused = CliRunner().invoke(app, ["summarize", "-", *options, "--precision", "half"], input=DIALOGUE)
+    assert isinstance(refused.exception, SumlabError)
+    assert "precision" in str(refused.exception) and "bfloat16" in str(refused.exception)
