@@ -9,14 +9,15 @@ import typer
 
 from sumlab.cli.options import (
     BaseModelOpt,
+    ComputeTypeOpt,
     PickleOpt,
     RandomInitOpt,
     TokenizerOpt,
+    check_choice,
     console,
     model_options,
     refuse_overwrite,
 )
-from sumlab.cli.summarizer_options import ComputeTypeOpt, check_choice
 from sumlab.config import DEFAULT_MODEL
 
 

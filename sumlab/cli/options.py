@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 from rich.console import Console
@@ -65,6 +65,50 @@ BeamsOpt = Annotated[int, typer.Option("--num-beams", min=1, help="1 is greedy")
 
 
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+
+
+EngineOpt = Annotated[
+    str, typer.Option("--engine", help="torch (the reference) or ctranslate2 (faster; pip install 'sumlab[fast]')")
+]
+
+
+ComputeTypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--compute-type",
+        help="for --engine ctranslate2: auto (float32 on a CPU, bfloat16 on a GPU that has it), float32, int8, "
+        "int8_float32, bfloat16; float16 and int8_float16 on CUDA",
+    ),
+]
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``choices``, naming the option and the choices."""
+    if value not in choices:
+        raise SumlabError(f"{option} {value!r} is not one of: {', '.join(choices)}", "pass one of those values")
+
+
+def check_engine_options(engine: str, compute_type: str) -> None:
+    """``--engine`` and ``--compute-type``: known values, a compute type only for ctranslate2, and (for it) the
+    optional package and a compute type this machine runs, checked before any data or model loads.
+
+    Raises:
+        SumlabError: naming the option and the fix.
+    """
+    from sumlab.config import ComputeType, Engine
+
+    check_choice("--engine", engine, get_args(Engine))
+    check_choice("--compute-type", compute_type, get_args(ComputeType))
+    if engine == "ctranslate2":
+        from sumlab.config import GenerationSettings
+        from sumlab.generation.ctranslate2_engine import check_engine_ready
+
+        check_engine_ready(GenerationSettings(engine=engine, compute_type=compute_type), "--engine ctranslate2")
+    elif compute_type != "auto":
+        raise SumlabError(
+            f"--compute-type {compute_type} is for --engine ctranslate2",
+            "add --engine ctranslate2, or choose torch's precision with --dtype",
+        )
 
 
 def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool):

@@ -8,10 +8,13 @@ import typer
 
 from sumlab.cli.options import (
     BaseModelOpt,
+    ComputeTypeOpt,
     DtypeOpt,
+    EngineOpt,
     PickleOpt,
     PromptOpt,
     RandomInitOpt,
+    check_engine_options,
     model_options,
     prompt_template,
 )
@@ -68,6 +71,13 @@ DialogueCharsOpt = Annotated[int, _limit("--max-dialogue-chars", "longest dialog
 BodyBytesOpt = Annotated[int, _limit("--max-body-bytes", "largest request body (413 beyond it)")]
 NewTokensCapOpt = Annotated[int, _limit("--max-new-tokens-cap", "largest max_new_tokens a request may ask for")]
 BeamsCapOpt = Annotated[int, _limit("--max-beams-cap", "largest num_beams a request may ask for")]
+SourceTokensOpt = Annotated[
+    int,
+    _limit(
+        "--max-source-tokens",
+        "most tokens a dialogue's prompt may have (422 beyond it, or beyond the model's positions); never cut",
+    ),
+]
 NoBatchingOpt = Annotated[bool, typer.Option("--no-batching", help="one generate call per dialogue (for comparison)")]
 
 
@@ -85,6 +95,8 @@ def serve_command(
     dtype: DtypeOpt = "auto",
     random_init: RandomInitOpt = False,
     allow_pickle: PickleOpt = False,
+    engine: EngineOpt = "torch",
+    compute_type: ComputeTypeOpt = "auto",
     max_batch_size: BatchSizeOpt = LIMITS.max_batch_size,
     batch_wait_ms: BatchWaitOpt = LIMITS.batch_wait_ms,
     max_queue: QueueOpt = LIMITS.max_queue,
@@ -92,15 +104,18 @@ def serve_command(
     max_body_bytes: BodyBytesOpt = LIMITS.max_body_bytes,
     max_new_tokens_cap: NewTokensCapOpt = LIMITS.max_new_tokens_cap,
     max_beams_cap: BeamsCapOpt = LIMITS.max_beams_cap,
+    max_source_tokens: SourceTokensOpt = LIMITS.max_source_tokens,
     no_batching: NoBatchingOpt = False,
     drain_timeout: DrainOpt = LIMITS.drain_timeout_s,
 ) -> None:
     """Serve the base model, its adapters and merged models: JSON API (/v1, docs at /docs), web page at /, /metrics.
 
-    --prompt is the template of the base, and of the runs that recorded none.
+    --prompt is the template of the base, and of the runs that recorded none. With --engine ctranslate2 each
+    model (the base, each adapter merged into it, each merged model) is converted once and served as its own engine.
     """
     from sumlab.serve.launch import check_drain_timeout, check_exposure, plan_listener, plan_server, serve
 
+    check_engine_options(engine, compute_type)
     plan = plan_server(model, adapter or [], merged or [], api_key_env)
     check_exposure(host, plan.token, insecure_no_auth)
     listener = plan_listener(host, port, allowed_host or [], trust_proxy_headers)
@@ -115,7 +130,8 @@ def serve_command(
         max_body_bytes=max_body_bytes,
         max_new_tokens_cap=max_new_tokens_cap,
         max_beams_cap=max_beams_cap,
+        max_source_tokens=max_source_tokens,
         batching=not no_batching,
         drain_timeout_s=drain_timeout,
     )
-    serve(plan, base, template, limits, listener)
+    serve(plan, base, template, limits, listener, engine, compute_type)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass, fields
-from typing import Annotated, Optional, get_args
+from typing import Annotated, Optional
 
 import typer
 
 from sumlab.cli.options import (
     BeamsOpt,
+    ComputeTypeOpt,
     DtypeOpt,
+    EngineOpt,
     MaxNewOpt,
     ModelOpt,
     PickleOpt,
@@ -25,12 +27,12 @@ from sumlab.cli.options import (
     RandomInitOpt,
     TemplateOpt,
     TokenizerOpt,
+    check_engine_options,
     generation_options,
     model_options,
     prompt_template,
 )
-from sumlab.config import DEFAULT_MODEL, ComputeType, Engine
-from sumlab.errors import SumlabError
+from sumlab.config import DEFAULT_MODEL
 
 OPTIONS_PARAMETER = "options"
 
@@ -49,27 +51,6 @@ MaxBatchTokensOpt = Annotated[
         "--max-batch-tokens", min=1, help="most padded prompt tokens in one batch (default: batch size x 512)"
     ),
 ]
-
-
-EngineOpt = Annotated[
-    str, typer.Option("--engine", help="torch (the reference) or ctranslate2 (faster; pip install 'sumlab[fast]')")
-]
-
-
-ComputeTypeOpt = Annotated[
-    str,
-    typer.Option(
-        "--compute-type",
-        help="for --engine ctranslate2: auto (float32 on a CPU, bfloat16 on a GPU that has it), float32, int8, "
-        "int8_float32, bfloat16; float16 and int8_float16 on CUDA",
-    ),
-]
-
-
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise unless ``value`` is one of ``choices``, naming the option and the choices."""
-    if value not in choices:
-        raise SumlabError(f"{option} {value!r} is not one of: {', '.join(choices)}", "pass one of those values")
 
 
 @dataclass(frozen=True)
@@ -93,17 +74,7 @@ class SummarizerOptions:
 
     def __post_init__(self) -> None:
         """Bad engine options fail before any data or model loads."""
-        check_choice("--engine", self.engine, get_args(Engine))
-        check_choice("--compute-type", self.compute_type, get_args(ComputeType))
-        if self.engine == "ctranslate2":
-            from sumlab.generation.ctranslate2_engine import check_engine_ready
-
-            check_engine_ready(self.generation(), "--engine ctranslate2")
-        elif self.compute_type != "auto":
-            raise SumlabError(
-                f"--compute-type {self.compute_type} is for --engine ctranslate2",
-                "add --engine ctranslate2, or choose torch's precision with --dtype",
-            )
+        check_engine_options(self.engine, self.compute_type)
 
     def template_text(self) -> str:
         """The prompt template (checked)."""

@@ -9,6 +9,9 @@ With a token (``--api-key-env``), every path needs ``Authorization: Bearer <toke
 public ones: the page (``/``, which holds no data and asks for the token), ``/health`` (for load
 balancers and probes), and the API docs (``/docs``, ``/openapi.json``), which describe the API
 but expose no model or traffic. ``/metrics`` is protected: it reveals the models and their use.
+
+A prompt is never cut: a dialogue whose prompt has more tokens than the server's ``max_source_tokens``
+(``--max-source-tokens``), or than the model's positions hold, gets a 422 that names the limit.
 """
 
 from __future__ import annotations
@@ -72,6 +75,28 @@ BEARER_SCHEME = HTTPBearer(auto_error=False, description="the token the server r
 SHUTTING_DOWN = "the server is shutting down; retry with another instance or once it is back"
 
 
+Entry = tuple[ServedModel, str, str]  # a model, a dialogue, and the request field the dialogue came from
+
+
+def prompt_limit_error(model: ServedModel, field: str, tokens: int, limit: int, settings: GenerationSettings):
+    """The 422 for a prompt of ``tokens`` over ``limit``: the server's (``--max-source-tokens``) or the model's."""
+    if limit == settings.max_source_length:
+        reason = f"this server's limit of {limit} (max_source_tokens, set by --max-source-tokens)"
+    else:
+        holds = f"its {model.runner.positions} positions"
+        if model.runner.positions != limit:  # a causal model's positions hold the summary too
+            holds += f" less generation.max_new_tokens={settings.max_new_tokens}"
+        reason = f"the limit of {limit} that model {model.name} can read ({holds})"
+    return ApiError(
+        422,
+        f"{field} gives a prompt of {tokens} tokens for model {model.name}, over {reason}; "
+        "the server does not cut prompts: send a shorter dialogue",
+        field=field,
+        limit=limit,
+        tokens=tokens,
+    )
+
+
 @dataclass
 class ServerState:
     """What the endpoints share: the models, the limits, the batcher and the metrics."""
@@ -130,11 +155,24 @@ class ServerState:
             batch_size=limits.effective_batch_size,
         )
 
-    async def run(
-        self, request: Request, work: Sequence[tuple[ServedModel, str]], settings: GenerationSettings
-    ) -> list[Completed]:
-        """Queue one dialogue per (model, dialogue) pair and wait for all, or for the client to leave."""
-        items = [WorkItem(model, render_prompt(model.template, dialogue), settings) for model, dialogue in work]
+    def admit(self, work: Sequence[Entry], settings: GenerationSettings) -> list[WorkItem]:
+        """Each (model, dialogue, field) as a work item holding its prompt's token ids, all within the limits.
+
+        Raises:
+            ApiError: 422 for the first prompt over its limit (``prompt_limit_error``); nothing is queued then.
+        """
+        items = []
+        for model, dialogue, field in work:
+            ids = model.runner.encode(render_prompt(model.template, dialogue))
+            limit = model.runner.source_limit(settings)
+            if limit is not None and len(ids) > limit:
+                raise prompt_limit_error(model, field, len(ids), limit, settings)
+            items.append(WorkItem(model, ids, settings))
+        return items
+
+    async def run(self, request: Request, work: Sequence[Entry], settings: GenerationSettings) -> list[Completed]:
+        """Queue one dialogue per (model, dialogue, field) and wait for all, or for the client to leave."""
+        items = await asyncio.to_thread(self.admit, work, settings)  # tokenizing a long batch takes a while
         try:
             self.batcher.submit(items)
         except QueueFull:
@@ -207,7 +245,7 @@ ERROR_RESPONSES = {
         401: "missing or wrong bearer token (when the server has one)",
         404: "unknown model; the body lists the available ones",
         413: "request body over max_body_bytes",
-        422: "invalid request, or a dialogue or generation setting over the server's limits",
+        422: "invalid request, or a dialogue, its prompt's tokens or a generation setting over the limits",
         503: "the queue is full (retry shortly), or the server is shutting down",
     }.items()
 }
@@ -233,7 +271,7 @@ async def summarize_dialogue(body: SummarizeRequest, request: Request) -> Summar
     model = server.lookup(body.model)
     server.check_dialogue(body.dialogue, "dialogue")
     settings = server.settings(body.generation)
-    [completed] = await server.run(request, [(model, body.dialogue)], settings)
+    [completed] = await server.run(request, [(model, body.dialogue, "dialogue")], settings)
     return summary_result(model.name, completed, started)
 
 
@@ -253,11 +291,12 @@ async def summarize_batch(body: BatchRequest, request: Request) -> BatchResponse
         )
     work = []
     for index, (dialogue, name) in enumerate(entries):
-        work.append((server.lookup(name), dialogue))
-        server.check_dialogue(dialogue, f"items[{index}].dialogue" if body.items else f"dialogues[{index}]")
+        field = f"items[{index}].dialogue" if body.items else f"dialogues[{index}]"
+        work.append((server.lookup(name), dialogue, field))
+        server.check_dialogue(dialogue, field)
     settings = server.settings(body.generation)
     completed = await server.run(request, work, settings)
-    results = [summary_result(model.name, done, started) for (model, _), done in zip(work, completed)]
+    results = [summary_result(model.name, done, started) for (model, _, _), done in zip(work, completed)]
     return BatchResponse(results=results, latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
@@ -269,7 +308,7 @@ async def compare_models(body: CompareRequest, request: Request) -> CompareRespo
     models = [server.lookup(name) for name in body.models]
     server.check_dialogue(body.dialogue, "dialogue")
     settings = server.settings(body.generation)
-    completed = await server.run(request, [(model, body.dialogue) for model in models], settings)
+    completed = await server.run(request, [(model, body.dialogue, "dialogue") for model in models], settings)
     return CompareResponse(
         dialogue_chars=len(body.dialogue),
         results=[summary_result(model.name, done, started) for model, done in zip(models, completed)],

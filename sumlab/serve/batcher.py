@@ -7,7 +7,8 @@ mixed, and by decoding settings, and runs one ``generate`` call per group. A sin
 means the model is never used from two threads at once, so switching adapters is safe.
 
 A dialogue whose client left before its batch began is skipped; a ``generate`` call whose clients
-have all left stops at the next token. Either way the worker goes on with the next batch.
+have all left stops at the next token (a torch model's; an engine's call runs to its end, and its
+summaries are dropped). Either way the worker goes on with the next batch.
 
 One bad dialogue fails only its own request: when a group's ``generate`` call raises, its dialogues
 are run again one by one, and only those that fail alone get the error.
@@ -56,10 +57,10 @@ class Completed:
 
 @dataclass
 class WorkItem:
-    """One dialogue to summarize with one model; its future gets a ``Completed``."""
+    """One dialogue to summarize with one model, as its prompt's token ids; its future gets a ``Completed``."""
 
     model: ServedModel
-    prompt: str
+    prompt_ids: Sequence[int]
     settings: GenerationSettings
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
@@ -239,7 +240,7 @@ class MicroBatcher:
             adapter_names = [item.model.route for item in items]
         elif runner.is_peft:
             runner.activate(first.route)
-        results = runner.generate([item.prompt for item in items], items[0].settings, adapter_names, should_stop)
+        results = runner.generate([item.prompt_ids for item in items], items[0].settings, adapter_names, should_stop)
         return results, time.perf_counter() - started
 
     def _deliver(self, items: list[WorkItem], results: list[Generated], seconds: float) -> None:

@@ -174,19 +174,31 @@ def log_config() -> dict:
     return config
 
 
-def serve(plan: ServerPlan, base, template: str, limits, listener: Listener) -> None:
-    """Load the models and run uvicorn until interrupted; SIGTERM drains for at most ``limits.drain_timeout_s``."""
+def serve(
+    plan: ServerPlan,
+    base,
+    template: str,
+    limits,
+    listener: Listener,
+    engine: str = "torch",
+    compute_type: str = "auto",
+) -> None:
+    """Load the models and run uvicorn until interrupted; SIGTERM drains for at most ``limits.drain_timeout_s``.
+
+    ``engine`` and ``compute_type`` (checked: ``sumlab.cli.options.check_engine_options``) say what generates.
+    """
     import uvicorn
 
     from sumlab.serve.app import create_app
     from sumlab.serve.registry import load_registry
 
-    registry = load_registry(base, plan.adapters, plan.merged, template)
+    registry = load_registry(base, plan.adapters, plan.merged, template, engine, compute_type)
     app = create_app(registry, limits, api_token=plan.token, allowed_hosts=listener.allowed_hosts)
     auth = "bearer token required" if plan.token else "no auth"
     host, port = listener.host, listener.port
     print(
-        f"serving {', '.join(registry.names)} at http://{host}:{port} ({auth}); page at /, API docs at /docs",
+        f"serving {', '.join(registry.names)} with {engine} at http://{host}:{port} ({auth}); "
+        "page at /, API docs at /docs",
         flush=True,
     )
     config = uvicorn.Config(

@@ -11,11 +11,20 @@ What PEFT can't mix in one call is served one adapter at a time:
 - IA3, prefix and prompt tuning adapters get one more copy of the base per method, because one
   PEFT model holds adapters of a single method;
 - a merged model (``--merged``) is a network of its own.
+
+With ``engine="ctranslate2"`` every model is a CTranslate2 engine of its own: the base converted, each
+adapter merged into the base and converted (prefix and prompt tuning can't be merged, and are refused
+before anything converts), each merged model converted. ``ModelRunner`` holds either a torch network or
+an engine, and ``generate_from_ids`` dispatches between them.
+
+Prompts are encoded once, when a request is admitted (``ModelRunner.encode``), and never cut: the app
+refuses a prompt over ``ModelRunner.source_limit`` with a 422.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +32,9 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from sumlab.config import GenerationSettings, ModelConfig, validate_name
+from sumlab.config import ComputeType, Engine, GenerationSettings, ModelConfig, validate_name
 from sumlab.errors import SumlabError
-from sumlab.generation.batching import _prefix_in_cache, generate_from_ids
+from sumlab.generation.batching import _prefix_in_cache, generate_from_ids, is_engine, model_source_limit
 from sumlab.models.adapters import (
     adapter_base_model,
     attach_adapter,
@@ -36,7 +45,7 @@ from sumlab.models.family import is_causal
 from sumlab.models.loading import load_model, load_tokenizer
 from sumlab.models.resolve import find_saved_model, read_adapter_config
 from sumlab.serve.schemas import BASE_MODEL_NAME
-from sumlab.text.encoding import prompt_ids
+from sumlab.text.encoding import position_limit, prompt_ids
 from sumlab.text.prompts import TEMPLATES, check_template
 
 log = logging.getLogger(__name__)
@@ -112,45 +121,81 @@ class StopWhen(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.should_stop(), dtype=torch.bool, device=input_ids.device)
 
 
+# One lock for every prompt encoding: the models of a server share tokenizers, and a Rust tokenizer used from two
+# threads at once can fail ("Already borrowed"); requests are encoded in threads (``ServerState.admit``).
+_ENCODING = threading.Lock()
+
+
 class ModelRunner:
-    """One network in memory (the base, perhaps with PEFT adapters, or a merged model) and its tokenizer."""
+    """One model in memory and its tokenizer: a torch network (the base, perhaps with PEFT adapters, or a merged
+    model) or a generation engine (``sumlab.generation.ctranslate2_engine.CTranslate2Engine``)."""
 
     def __init__(self, module, tokenizer):
         self.module, self.tokenizer = module, tokenizer
-        self.device = next(module.parameters()).device
-        module.eval()
+        if not is_engine(module):
+            module.eval()
 
     @property
     def is_peft(self) -> bool:
         return hasattr(self.module, "peft_config")
+
+    @property
+    def engine(self) -> str:
+        return "ctranslate2" if is_engine(self.module) else "torch"
+
+    @property
+    def compute_type(self) -> str:
+        """The engine's compute type, or the torch network's parameter dtype (``float32``, ``bfloat16``)."""
+        if is_engine(self.module):
+            return self.module.compute_type
+        return str(next(self.module.parameters()).dtype).removeprefix("torch.")
+
+    @property
+    def positions(self) -> int | None:
+        """How many token positions the model reads (None: no limit, as T5's relative positions)."""
+        config = getattr(self.module, "config", None)
+        return position_limit(
+            getattr(config, "model_type", None),
+            getattr(config, "max_position_embeddings", None),
+            getattr(self.tokenizer, "model_max_length", None),
+        )
 
     def activate(self, adapter: str) -> None:
         """Make ``adapter`` the active one, for methods that can't be routed per row."""
         if self.module.active_adapter != adapter:
             self.module.set_adapter(adapter)
 
+    def encode(self, prompt: str) -> list[int]:
+        """The whole prompt's token ids, as ``summarize`` encodes it (never cut)."""
+        # the prompt is already filled in: "{dialogue}" passes it through (a causal model adds its chat format)
+        with _ENCODING:
+            return prompt_ids(self.tokenizer, "{dialogue}", [prompt], None, is_causal(self.module))[0]
+
+    def source_limit(self, settings: GenerationSettings) -> int | None:
+        """The most prompt tokens this model is given: ``settings.max_source_length``, within its positions."""
+        return model_source_limit(self.module, self.tokenizer, settings)
+
     @torch.inference_mode()
     def generate(
         self,
-        prompts: Sequence[str],
+        batch: Sequence[Sequence[int]],
         settings: GenerationSettings,
         adapter_names: Sequence[str] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Generated]:
-        """Generate one summary per prompt in one ``generate`` call, exactly as ``summarize`` would.
+        """Generate one summary per prompt (token ids, from ``encode``) in one call, exactly as ``summarize`` would.
 
         Args:
             adapter_names: one PEFT adapter per prompt (``__base__`` for none), for mixed LoRA batches.
             should_stop: checked after each token; once true, the call ends early (its summaries are cut short).
+                An engine's call runs to its end.
         """
-        # the prompts are already filled in: "{dialogue}" passes each through (a causal model adds its chat format)
-        encoded = prompt_ids(self.tokenizer, "{dialogue}", prompts, settings.max_source_length, is_causal(self.module))
         routing = {"adapter_names": list(adapter_names)} if adapter_names is not None else {}
-        if should_stop is not None:
+        if should_stop is not None and not is_engine(self.module):
             routing["stopping_criteria"] = StoppingCriteriaList([StopWhen(should_stop)])
         with _prefix_in_cache(self.module):
-            texts, output_counts = generate_from_ids(self.module, self.tokenizer, encoded, settings, **routing)
-        return [Generated(text, len(ids), int(count)) for text, ids, count in zip(texts, encoded, output_counts)]
+            texts, output_counts = generate_from_ids(self.module, self.tokenizer, batch, settings, **routing)
+        return [Generated(text, len(ids), int(count)) for text, ids, count in zip(texts, batch, output_counts)]
 
 
 @dataclass(frozen=True)
@@ -177,7 +222,14 @@ class ServedModel:
         return (id(self.runner), None if self.mixed else self.name)
 
     def info(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "method": self.method, "mixed_batching": self.mixed}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "method": self.method,
+            "mixed_batching": self.mixed,
+            "engine": self.runner.engine,
+            "compute_type": self.runner.compute_type,
+        }
 
 
 class ModelRegistry:
@@ -205,6 +257,8 @@ def load_registry(
     adapters: Sequence[NamedPath] = (),
     merged: Sequence[NamedPath] = (),
     template: str = TEMPLATES["lab"],
+    engine: Engine = "torch",
+    compute_type: ComputeType = "auto",
 ) -> ModelRegistry:
     """Load the base once, attach every adapter, load every merged model.
 
@@ -214,8 +268,12 @@ def load_registry(
             unless ``base.allow_pickle``).
         merged: ``--merged`` values: merged or fully fine-tuned model directories, or their run directories.
         template: the prompt of the base, and of any model whose run recorded no prompt.
+        engine: ``torch``, or ``ctranslate2`` to serve each model as an engine of its own (``load_engine_registry``).
+        compute_type: the engine's compute type (``ctranslate2`` only).
     """
     check_unique_names([*adapters, *merged])
+    if engine == "ctranslate2":
+        return load_engine_registry(base, adapters, merged, template, compute_type)
     tokenizer = load_tokenizer(base)
     primary = load_model(base)
     networks: dict[str, object] = {}  # PEFT type -> the network holding adapters of that type
@@ -245,7 +303,7 @@ def load_registry(
         peft_type = adapter_config.get("peft_type", "")
         runner = runners[id(networks[peft_type])]
         mixed = peft_type == "LORA" and not adapter_config.get("use_dora") and _mixed_batch_agrees(runner, entry.name)
-        method = "dora" if adapter_config.get("use_dora") else METHOD_NAMES.get(peft_type, peft_type.lower())
+        method = method_name(adapter_config)
         models.append(
             ServedModel(
                 entry.name, "adapter", method, runner, entry.name, mixed, recorded_template(adapter_dir) or template
@@ -262,6 +320,67 @@ def load_registry(
             ServedModel(entry.name, "merged", None, runner, None, False, recorded_template(model_dir) or template)
         )
     return ModelRegistry(models)
+
+
+def load_engine_registry(
+    base: ModelConfig,
+    adapters: Sequence[NamedPath],
+    merged: Sequence[NamedPath],
+    template: str,
+    compute_type: ComputeType = "auto",
+) -> ModelRegistry:
+    """Every model as a CTranslate2 engine of its own, converted once (``sumlab.generation.conversion``'s cache).
+
+    The base is converted; each adapter is merged into it and converted; each merged model is converted. Every
+    adapter is checked first (prefix and prompt tuning can't be merged), so a refusal comes before any
+    conversion. Each model runs alone in its ``generate`` calls: engines have no per-row adapter routing.
+
+    Raises:
+        SumlabError: ctranslate2 is missing, the compute type does not suit this machine, a model can't be
+            converted or an adapter can't be merged.
+    """
+    from sumlab.generation.conversion import check_convertible, conversion_source
+    from sumlab.generation.ctranslate2_engine import load_engine, pick_ct2_device, resolve_compute_type
+
+    concrete = resolve_compute_type(compute_type, pick_ct2_device())
+    adapter_dirs = [resolve_adapter_dir(entry.path) for entry in adapters]
+    adapter_configs = [_adapter_model_config(base, directory) for directory in adapter_dirs]
+    for config in adapter_configs:
+        check_convertible(conversion_source(config, adapter_base=base.name_or_path), concrete)
+    engine, tokenizer = load_engine(base, compute_type)
+    models = [ServedModel(BASE_MODEL_NAME, "base", None, ModelRunner(engine, tokenizer), None, False, template)]
+    for entry, adapter_dir, config in zip(adapters, adapter_dirs, adapter_configs):
+        _check_same_tokenizer(adapter_dir, tokenizer, entry.name)
+        _warn_other_base(adapter_dir, base.name_or_path, entry.name)
+        runner = ModelRunner(*load_engine(config, compute_type, adapter_base=base.name_or_path))
+        method = method_name(read_adapter_config(adapter_dir))
+        own_template = recorded_template(adapter_dir) or template
+        models.append(ServedModel(entry.name, "adapter", method, runner, None, False, own_template))
+    for entry in merged:
+        model_dir = resolve_model_dir(entry.path)
+        merged_config = base.model_copy(
+            update={
+                "name_or_path": str(model_dir),
+                "random_init": False,
+                "tokenizer": None if _has_tokenizer(model_dir) else base.tokenizer or base.name_or_path,
+            }
+        )
+        runner = ModelRunner(*load_engine(merged_config, compute_type))
+        models.append(
+            ServedModel(entry.name, "merged", None, runner, None, False, recorded_template(model_dir) or template)
+        )
+    return ModelRegistry(models)
+
+
+def _adapter_model_config(base: ModelConfig, adapter_dir: Path) -> ModelConfig:
+    """The ModelConfig of an adapter to convert: its directory, with the base's tokenizer, dtype and pickle options."""
+    return base.model_copy(update={"name_or_path": str(adapter_dir), "random_init": False})
+
+
+def method_name(adapter_config: dict) -> str:
+    """The PEFT method of an adapter as ``/v1/models`` reports it: lora, dora, ia3, prefix, prompt."""
+    peft_type = adapter_config.get("peft_type", "")
+    return "dora" if adapter_config.get("use_dora") else METHOD_NAMES.get(peft_type, peft_type.lower())
 
 
 def resolve_model_dir(path: str | Path) -> Path:

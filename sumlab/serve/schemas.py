@@ -36,7 +36,8 @@ class ServeLimits:
         max_beams_cap: largest ``generation.num_beams`` a request may ask for.
         max_batch_items: most dialogues in one batch request.
         default_max_new_tokens: ``max_new_tokens`` when a request doesn't say.
-        max_source_tokens: prompts are truncated to this many tokens, as in evaluation.
+        max_source_tokens: most tokens a dialogue's prompt may have (422 beyond it, as beyond the model's own
+            position limit); a prompt is never cut, as ``summarize`` cuts none by default.
         batching: False runs every dialogue in a ``generate`` call of its own (``--no-batching``).
         drain_timeout_s: on shutdown, how long queued and running dialogues may still take; those left get 503.
     """
@@ -50,7 +51,7 @@ class ServeLimits:
     max_beams_cap: int = 4
     max_batch_items: int = 64
     default_max_new_tokens: int = 128
-    max_source_tokens: int = 512
+    max_source_tokens: int = 2048  # DialogSum's longest prompt is about 1,900 T5 tokens
     batching: bool = True
     drain_timeout_s: float = 30.0
 
@@ -87,6 +88,7 @@ class ServeLimits:
             "max_new_tokens_cap": self.max_new_tokens_cap,
             "max_beams_cap": self.max_beams_cap,
             "max_batch_items": self.max_batch_items,
+            "max_source_tokens": self.max_source_tokens,
             "default_max_new_tokens": min(self.default_max_new_tokens, self.max_new_tokens_cap),
         }
 
@@ -183,7 +185,7 @@ class CompareRequest(StrictBody):
 
 
 class TokenCounts(BaseModel):
-    input: int = Field(description="prompt tokens after truncation")
+    input: int = Field(description="prompt tokens: the whole prompt, which the server never cuts")
     output: int = Field(description="generated tokens, the end-of-sequence token included")
 
 
@@ -211,6 +213,8 @@ class ModelInfo(BaseModel):
     kind: Literal["base", "adapter", "merged"]
     method: str | None = Field(description="the PEFT method of an adapter (lora, dora, ia3, ...)")
     mixed_batching: bool = Field(description="shares generate calls with other models of the same base")
+    engine: Literal["torch", "ctranslate2"] = Field(description="what generates its summaries (--engine)")
+    compute_type: str = Field(description="ctranslate2's compute type (--compute-type), or torch's parameter dtype")
 
 
 class ModelsResponse(BaseModel):

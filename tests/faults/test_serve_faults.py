@@ -30,7 +30,10 @@ from sumlab.serve.registry import load_registry  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
 
 TOKEN = "fault-token-0123456789abcdef"
-LIMITS = ServeLimits(max_dialogue_chars=2000, max_new_tokens_cap=32, max_beams_cap=3, default_max_new_tokens=4)
+LIMITS = ServeLimits(
+    max_dialogue_chars=2000, max_new_tokens_cap=32, max_beams_cap=3, default_max_new_tokens=4, max_source_tokens=256
+)
+LONG_DIALOGUE = "#Person1#: " + "Could we meet at the station at seven tomorrow? " * 30  # ~1,500 characters
 SURROGATE = "hi \ud800 there"  # valid JSON ("\ud800"), but no UTF-8 text
 LARGE_NAME = "m" * 500_000
 MAX_ERROR_BYTES = 2048  # an error body stays small, whatever the request held
@@ -128,6 +131,22 @@ REQUEST_CASES = {
     "unknown-model": ("POST", SUMMARIZE, {"dialogue": "hi", "model": "nope"}, {}, 404, ["unknown model 'nope'"]),
     "500kb-unknown-key": ("POST", SUMMARIZE, {"dialogue": "hi", LARGE_NAME: 1}, {}, 422, ["not permitted", "..."]),
     "dialogue-over-the-limit": ("POST", SUMMARIZE, {"dialogue": "x" * 2001}, {}, 422, ["max_dialogue_chars"]),
+    "prompt-over-the-token-limit": (
+        "POST",
+        SUMMARIZE,
+        {"dialogue": LONG_DIALOGUE},
+        {},
+        422,
+        ["dialogue gives a prompt of", "limit of 256", "--max-source-tokens", "does not cut"],
+    ),
+    "one-batch-prompt-over-the-token-limit": (
+        "POST",
+        "/v1/summarize/batch",
+        {"dialogues": ["#Person1#: Hi.", LONG_DIALOGUE]},
+        {},
+        422,
+        ["dialogues[1]", "limit of 256"],
+    ),
     "blank-dialogue": ("POST", SUMMARIZE, {"dialogue": " \n "}, {}, 422, ["the dialogue is empty"]),
     "malformed-json": ("POST", SUMMARIZE, b'{"dialogue": "hi",', {}, 422, ["malformed JSON"]),
     "bytes-that-are-not-utf-8": ("POST", SUMMARIZE, b'{"dialogue": "\xff\xfe"}', {}, 400, ["parsing the body"]),
@@ -191,9 +210,21 @@ def adapter_of_other_shapes(tiny_model_dir, tmp_path_factory) -> Path:
     return root / "adapter"
 
 
-def launch_cases(tiny_model_dir: Path, other_shapes: Path | None) -> dict[str, tuple[list[str], dict, list[str]]]:
+@pytest.fixture(scope="module")
+def prefix_adapter(tiny_model_dir, tmp_path_factory) -> Path:
+    """A prefix tuning adapter of the tiny model: virtual tokens, nothing CTranslate2 can merge."""
+    out = tmp_path_factory.mktemp("prefix") / "adapter"
+    base = load_model(ModelConfig(name_or_path=str(tiny_model_dir), dtype="float32"))
+    add_peft(base, PeftSettings(method="prefix", num_virtual_tokens=4)).save_pretrained(out)
+    return out
+
+
+def launch_cases(
+    tiny_model_dir: Path, other_shapes: Path | None, prefix: Path | None
+) -> dict[str, tuple[list[str], dict, list[str]]]:
     """name: (arguments after ``sumlab serve``, environment, words the error line holds)."""
     model = ["--model", str(tiny_model_dir)]
+    fast = [*model, "--engine", "ctranslate2"]
     return {
         "all-interfaces-without-token": (
             [*model, "--host", "0.0.0.0"],
@@ -215,17 +246,43 @@ def launch_cases(tiny_model_dir: Path, other_shapes: Path | None) -> dict[str, t
             {},
             ["does not fit", "size mismatch", "torch.Size([4, 48])", "torch.Size([4, 32])"],
         ),
+        "unknown-engine": ([*model, "--engine", "onnx"], {}, ["--engine 'onnx' is not one of", "ctranslate2"]),
+        "compute-type-without-ctranslate2": (
+            [*model, "--compute-type", "int8"],
+            {},
+            ["--compute-type int8 is for --engine ctranslate2", "--dtype"],
+        ),
+        "unknown-compute-type": ([*fast, "--compute-type", "fp8"], {}, ["--compute-type 'fp8' is not one of"]),
+        "float16-on-a-cpu": ([*fast, "--compute-type", "float16"], {}, ["float16 needs a CUDA GPU", "int8"]),
+        "prefix-adapter-with-ctranslate2": (
+            [*fast, "--adapter", f"p={prefix}"],
+            {},
+            ["prefix tuning", "virtual tokens", "use --engine torch"],
+        ),
     }
 
 
-LAUNCH_CASES = list(launch_cases(Path("m"), None))
+LAUNCH_CASES = list(launch_cases(Path("m"), None, None))
+NEEDS_CTRANSLATE2 = {"unknown-compute-type", "float16-on-a-cpu", "prefix-adapter-with-ctranslate2"}
+
+
+def skip_without_ctranslate2(name: str) -> None:
+    """Skip a case that needs the optional package, or a CPU-only machine, where it has neither."""
+    if name not in NEEDS_CTRANSLATE2:
+        return
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    if name == "float16-on-a-cpu" and ctranslate2.get_cuda_device_count():
+        pytest.skip("this machine has a CUDA GPU")
 
 
 @pytest.mark.parametrize("name", LAUNCH_CASES)
 def test_bad_launch_is_one_line_and_exit_code_2(
-    name, tiny_model_dir, adapter_of_other_shapes, no_listening, monkeypatch, capsys
+    name, tiny_model_dir, adapter_of_other_shapes, prefix_adapter, no_listening, tmp_path, monkeypatch, capsys
 ):
-    arguments, environment, words = launch_cases(tiny_model_dir, adapter_of_other_shapes)[name]
+    skip_without_ctranslate2(name)
+    arguments, environment, words = launch_cases(tiny_model_dir, adapter_of_other_shapes, prefix_adapter)[name]
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SUMLAB_CACHE", str(cache))
     monkeypatch.delenv("SUMLAB_FAULT_UNSET", raising=False)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
@@ -239,3 +296,4 @@ def test_bad_launch_is_one_line_and_exit_code_2(
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     for word in words:
         assert word in lines[0], lines[0]
+    assert not cache.exists() or not any((cache / "ctranslate2").iterdir()), "refused before converting anything"

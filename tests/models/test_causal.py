@@ -285,8 +285,7 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
     registry = load_registry(
         ModelConfig(name_or_path=str(tiny_llama_dir), dtype="float32"), [NamedPath("tuned", llama_adapter)]
     )
-    # the server cuts prompts at its max_source_tokens; summarize cuts none unless told
-    settings = GenerationSettings(max_new_tokens=MAX_NEW, max_source_length=ServeLimits().max_source_tokens)
+    settings = GenerationSettings(max_new_tokens=MAX_NEW)  # neither summarize nor the server cuts a prompt
     base, tokenizer = load(tiny_llama_dir)
     expected_base = summarize(base, tokenizer, dialogues[:2], settings)
     expected_tuned = summarize(
@@ -305,6 +304,21 @@ def test_serving_a_causal_adapter_alongside_its_base(tiny_llama_dir, llama_adapt
             json={"dialogue": dialogues[1], "model": "tuned", "generation": {"max_new_tokens": MAX_NEW}},
         )
         assert response.json()["summary"] == expected_tuned[1]
+        assert response.json()["tokens"]["input"] == len(
+            prompt_ids(tokenizer, TEMPLATES["lab"], dialogues[1:2], None, True)[0]
+        )
+        # the model's 1024 positions hold the prompt and the summary: a longer prompt is refused, not cut
+        long = "\n".join(dialogues)
+        assert len(prompt_ids(tokenizer, TEMPLATES["lab"], [long], None, True)[0]) > 1024 - MAX_NEW
+        assert len(long) <= ServeLimits().max_dialogue_chars
+        response = client.post("/v1/summarize", json={"dialogue": long, "generation": {"max_new_tokens": MAX_NEW}})
+        assert response.status_code == 422, response.text
+        error = response.json()
+        assert (
+            error["limit"] == 1024 - MAX_NEW
+            and "its 1024 positions less generation.max_new_tokens=10" in error["error"]
+        )
+        assert client.get("/health").json()["status"] == "ok"
 
 
 # ---------------------------------------------------------------- a mixed experiment

@@ -7,6 +7,7 @@ by seeded noise, so that the models differ from the base and from each other in 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -39,7 +40,8 @@ from sumlab.serve.hosts import allowed_hosts, host_of  # noqa: E402
 from sumlab.serve.launch import plan_listener, plan_server, read_token  # noqa: E402
 from sumlab.serve.registry import NamedPath, load_registry, parse_named_path  # noqa: E402
 from sumlab.serve.schemas import ServeLimits  # noqa: E402
-from sumlab.text.prompts import TEMPLATES  # noqa: E402
+from sumlab.text.encoding import prompt_ids  # noqa: E402
+from sumlab.text.prompts import TEMPLATES, render_prompt  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 MAX_NEW = 12
@@ -118,10 +120,7 @@ def alone(model_dir: Path, adapter: Path | None, dialogues: list[str], template:
     model = load_model(config)
     if adapter is not None:
         model = attach_adapter(model, adapter, "only")
-    # the server cuts prompts at its max_source_tokens; summarize cuts none unless told
-    settings = GenerationSettings(
-        max_new_tokens=MAX_NEW, num_beams=num_beams, max_source_length=LIMITS.max_source_tokens
-    )
+    settings = GenerationSettings(max_new_tokens=MAX_NEW, num_beams=num_beams)  # neither cuts a prompt
     return [summarize(model, load_tokenizer(config), [dialogue], settings, template)[0] for dialogue in dialogues]
 
 
@@ -142,10 +141,24 @@ def assert_error(response, status: int, *needles: str) -> dict:
 def test_models_lists_the_base_and_each_adapter_with_the_limits(client):
     body = client.get("/v1/models").json()
     assert [model["name"] for model in body["models"]] == ["base", "a", "b"]
-    assert body["models"][0] == {"name": "base", "kind": "base", "method": None, "mixed_batching": True}
-    assert body["models"][1] == {"name": "a", "kind": "adapter", "method": "lora", "mixed_batching": True}
+    torch_float32 = {"engine": "torch", "compute_type": "float32"}
+    assert body["models"][0] == {
+        "name": "base",
+        "kind": "base",
+        "method": None,
+        "mixed_batching": True,
+        **torch_float32,
+    }
+    assert body["models"][1] == {
+        "name": "a",
+        "kind": "adapter",
+        "method": "lora",
+        "mixed_batching": True,
+        **torch_float32,
+    }
     assert body["default"] == "base"
     assert body["limits"]["max_dialogue_chars"] == 2000 and body["limits"]["max_new_tokens_cap"] == 32
+    assert body["limits"]["max_source_tokens"] == LIMITS.max_source_tokens
 
 
 def test_health_is_open_and_reports_the_server(auth_client):
@@ -285,6 +298,103 @@ def test_concurrent_requests_all_succeed_and_share_batches(client, dialogues):
     assert max(response.json()["batch_size"] for response in good) > 1, "concurrent requests were batched"
     expected = client.post("/v1/summarize", json=bodies[4]).json()["summary"]
     assert good[4].json()["summary"] == expected, "batching doesn't change a summary"
+
+
+# --- prompt length: never cut; over the limit is a 422 -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_dialogue(dialogsum_dir, registry) -> str:
+    """A real dialogue under 2,000 characters whose prompt has over 600 tokens (the server once cut them at 512)."""
+    runner = registry.get("base").runner
+    with (dialogsum_dir / "validation.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            dialogue = json.loads(line)["dialogue"]
+            if len(dialogue) < 2000 and len(runner.encode(render_prompt(TEMPLATES["lab"], dialogue))) > 600:
+                return dialogue
+    raise AssertionError("no such dialogue in the validation split")
+
+
+def test_a_long_prompt_is_served_whole_and_its_input_tokens_count_all_of_it(client, tiny_model_dir, long_dialogue):
+    tokenizer = load_tokenizer(base_config(tiny_model_dir))
+    whole = prompt_ids(tokenizer, TEMPLATES["lab"], [long_dialogue], None, causal=False)[0]
+    response = client.post("/v1/summarize", json={"dialogue": long_dialogue})
+    assert response.status_code == 200, response.text
+    assert response.json()["tokens"]["input"] == len(whole) > 600
+    assert response.json()["summary"] == alone(tiny_model_dir, None, [long_dialogue], TEMPLATES["lab"])[0]
+
+
+def test_a_prompt_over_the_token_limit_is_a_422_naming_it_and_nothing_is_queued(registry, long_dialogue, dialogues):
+    app = create_app(registry, dataclasses.replace(LIMITS, max_source_tokens=512))
+    metrics = app.state.server.metrics
+    with TestClient(app) as test_client:
+        response = test_client.post("/v1/summarize", json={"dialogue": long_dialogue, "model": "a"})
+        body = assert_error(
+            response, 422, "dialogue gives a prompt of", "model a", "limit of 512", "--max-source-tokens"
+        )
+        assert body["field"] == "dialogue" and body["limit"] == 512 and body["tokens"] > 600
+        batch = {"dialogues": [dialogues[0], long_dialogue, dialogues[1]]}
+        assert_error(test_client.post("/v1/summarize/batch", json=batch), 422, "dialogues[1] gives", "limit of 512")
+        compare = {"dialogue": long_dialogue, "models": ["base", "b"]}
+        assert_error(test_client.post("/v1/compare", json=compare), 422, "model base", "limit of 512")
+        assert sum(metrics.value("sumlab_summaries_total", model=name) for name in ("base", "a", "b")) == 0
+        assert test_client.get("/health").json()["queue_depth"] == 0
+        assert test_client.post("/v1/summarize", json={"dialogue": dialogues[0]}).status_code == 200
+
+
+# --- --engine ctranslate2: each model an engine of its own, the torch summaries --------------------
+
+
+@pytest.fixture(scope="module")
+def engine_registry(tiny_model_dir, adapters, tmp_path_factory):
+    """The tiny base and both adapters as CTranslate2 float32 engines, converted into a temporary cache."""
+    pytest.importorskip("ctranslate2")
+    cache = tmp_path_factory.mktemp("ctranslate2-cache")
+    entries = [NamedPath(name, path) for name, path in adapters.items()]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUMLAB_CACHE", str(cache))
+        registry = load_registry(base_config(tiny_model_dir), entries, engine="ctranslate2", compute_type="float32")
+    return registry, cache
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_ctranslate2_serves_the_base_and_each_lora_adapter_as_torch_does(client, engine_registry, dialogues, num_beams):
+    registry, cache = engine_registry
+    items = [{"dialogue": dialogue, "model": model} for dialogue in dialogues for model in ("base", "a", "b")]
+    body = {"items": items, "generation": {"max_new_tokens": MAX_NEW, "num_beams": num_beams}}
+    with TestClient(create_app(registry, LIMITS)) as engine_client:
+        models = engine_client.get("/v1/models").json()["models"]
+        response = engine_client.post("/v1/summarize/batch", json=body)
+    assert response.status_code == 200, response.text
+    served = response.json()["results"]
+    expected = client.post("/v1/summarize/batch", json=body).json()["results"]
+    assert [result["summary"] for result in served] == [result["summary"] for result in expected]
+    assert [result["tokens"] for result in served] == [result["tokens"] for result in expected]
+    assert {result["batch_size"] for result in served} == {3}, "each engine runs its own dialogues"
+    assert [(model["name"], model["engine"], model["compute_type"], model["mixed_batching"]) for model in models] == [
+        ("base", "ctranslate2", "float32", False),
+        ("a", "ctranslate2", "float32", False),
+        ("b", "ctranslate2", "float32", False),
+    ]
+    assert len(list((cache / "ctranslate2").iterdir())) == 3, "the base, and each adapter merged and converted"
+
+
+def test_serve_hands_the_engine_options_and_the_token_limit_on(registry, tiny_model_dir, monkeypatch):
+    pytest.importorskip("ctranslate2")
+    loaded, started = [], []
+
+    class NotStarted:
+        def __init__(self, config, begin_shutdown):
+            started.append(config)
+
+        def run(self):
+            pass
+
+    monkeypatch.setattr("sumlab.serve.registry.load_registry", lambda *args: loaded.append(args) or registry)
+    monkeypatch.setattr(launch, "draining_server", NotStarted)
+    serve_command(model=str(tiny_model_dir), engine="ctranslate2", compute_type="float32", max_source_tokens=300)
+    assert loaded[0][-2:] == ("ctranslate2", "float32")
+    assert started[0].app.state.server.limits.max_source_tokens == 300
 
 
 # --- bad input: right status, JSON message, never a traceback -------------------------------------
@@ -504,7 +614,7 @@ def test_a_failing_batch_is_retried_one_by_one_and_fails_only_its_bad_request(re
         if len(sizes) == 1:  # hold the first call, so that the next requests queue up into one batch
             entered.set()
             release.wait(10)
-        if any("POISON" in prompt for prompt in prompts):
+        if any("POISON" in runner.tokenizer.decode(ids) for ids in prompts):
             raise RuntimeError("this dialogue breaks the model")
         return generate(prompts, *args, **kwargs)
 
