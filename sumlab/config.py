@@ -231,6 +231,12 @@ class GenerationSettings(StrictModel):
             )
         return self
 
+    precision: Precision = Field(
+        default="auto",
+        description="what generate computes in: auto is bf16 autocast where the device has native bf16 (a CPU with "
+        "AVX512-BF16 or AMX, a recent GPU), float32 elsewhere; the weights stay in model.dtype",
+    )
+
 
 class PipelineConfig(StrictModel):
     """The sections a training run and an experiment both start with: a name, the base model, the data, the prompt."""

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 # several torch processes fight (10x slower); subprocesses the tests start inherit this too.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# precision "auto" is bf16 on a CPU with bf16 instructions; the suite runs it as float32 on every machine, so that a
+# result does not depend on the CPU (tests/runtime/test_precision.py covers the bf16 paths on their own)
+os.environ.setdefault("SUMLAB_CPU_BF16", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

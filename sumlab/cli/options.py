@@ -40,6 +40,15 @@ TokenizerOpt = Annotated[
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto, float32 or bfloat16 (float16 is refused for T5)")]
 
 
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="what generate computes in: auto (bf16 autocast on a CPU or GPU with native bf16), float32 or bfloat16",
+    ),
+]
+
+
 PickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="allow pickle .bin weights (only for files you trust)")]
 
 
@@ -80,10 +89,14 @@ def prompt_template(prompt: str, template: str | None) -> str:
 
 
 def generation_options(max_new_tokens: int, num_beams: int, batch_size: int, **settings):
-    """The GenerationSettings of the generation options (``settings``: any other of its fields)."""
-    from sumlab.config import GenerationSettings
+    """The GenerationSettings of the generation options (``settings``: any other of its fields).
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size, **settings)
+    A bad value is a SumlabError naming the option.
+    """
+    from sumlab.config import GenerationSettings, build_config
+
+    fields = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "batch_size": batch_size, **settings}
+    return build_config(GenerationSettings, fields, "options")
 
 
 def refuse_overwrite(path: Path, overwrite: bool) -> None:

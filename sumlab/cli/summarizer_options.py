@@ -20,6 +20,7 @@ from sumlab.cli.options import (
     MaxNewOpt,
     ModelOpt,
     PickleOpt,
+    PrecisionOpt,
     PromptOpt,
     RandomInitOpt,
     TemplateOpt,
@@ -88,6 +89,7 @@ class SummarizerOptions:
     max_batch_tokens: MaxBatchTokensOpt = None
     engine: EngineOpt = "torch"
     compute_type: ComputeTypeOpt = "auto"
+    precision: PrecisionOpt = "auto"
 
     def __post_init__(self) -> None:
         """Bad engine options fail before any data or model loads."""
@@ -119,6 +121,7 @@ class SummarizerOptions:
             from sumlab.generation.ctranslate2_engine import load_engine
 
             return load_engine(config, self.compute_type)
+        self.generation()  # the decoding options are checked before the model loads, too
         return load_model(config), load_tokenizer(config)
 
     def generation(self, batch_size: int = 1):
@@ -131,6 +134,7 @@ class SummarizerOptions:
             max_batch_tokens=self.max_batch_tokens,
             engine=self.engine,
             compute_type=self.compute_type,
+            precision=self.precision,
         )
 
 

@@ -12,6 +12,7 @@ from sumlab.config import GenerationSettings
 from sumlab.generation.sharded import gather_in_input_order
 from sumlab.models.family import is_causal
 from sumlab.runtime.distributed import distributed_state
+from sumlab.runtime.precision import compute_precision
 from sumlab.runtime.progress import describe, progress_bar, progress_enabled
 from sumlab.text.encoding import encode_prompts, position_limit, source_length_limit, truncation_warning
 from sumlab.text.prompts import TEMPLATES
@@ -167,7 +168,8 @@ def generate_from_ids(
     features = tokenizer.pad(
         {"input_ids": [list(ids) for ids in batch]}, return_tensors="pt", padding_side="left" if causal else "right"
     ).to(device)
-    output = model.generate(**features, **generation_kwargs(settings, tokenizer, model), **extra)
+    with compute_precision(model, settings.precision):
+        output = model.generate(**features, **generation_kwargs(settings, tokenizer, model), **extra)
     generated = output[:, features["input_ids"].shape[1] :] if causal else output[:, 1:]
     texts = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
     if tokenizer.pad_token_id is None:

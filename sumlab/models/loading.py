@@ -24,6 +24,7 @@ from sumlab.models.sources import (
     hub_hint,
     is_local,
 )
+from sumlab.runtime.precision import has_native_bf16, refuse_float16_for_t5, warn_if_emulated_bf16
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,17 @@ def pick_device() -> torch.device:
 
 
 def resolve_dtype(precision: Precision, model_type: str = "t5") -> torch.dtype:
-    """The torch dtype for ``precision``: ``auto`` is bf16 on a GPU that supports it, fp32 otherwise."""
-    if precision == "float16" and model_type in {"t5", "mt5", "umt5"}:
-        raise SumlabError(
-            "float16 is refused for T5 models: T5's activations overflow fp16's range and give NaN/inf",
-            "use bfloat16 on a GPU that supports it, or float32",
-        )
+    """The dtype to load the weights in for ``precision``: ``auto`` is bf16 on a GPU that supports it, else fp32.
+
+    On a CPU, ``auto`` keeps float32 weights even where the CPU has bf16 instructions: generation and training
+    then compute in bf16 under autocast (``sumlab.runtime.precision``), which keeps the weights exact. An explicit
+    ``bfloat16`` loads bf16 weights on any device, with a warning where bf16 is only emulated.
+    """
+    refuse_float16_for_t5(precision, model_type)
     if precision == "auto":
-        bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16_ok else torch.float32
+        return torch.bfloat16 if torch.cuda.is_available() and has_native_bf16("cuda") else torch.float32
+    if precision == "bfloat16":
+        warn_if_emulated_bf16()
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
 
 

@@ -41,6 +41,7 @@ from sumlab.runtime.distributed import (
 )
 from sumlab.runtime.fileio import write_json_atomic, write_text_atomic
 from sumlab.runtime.memory import peak_memory
+from sumlab.runtime.precision import uses_bf16, warn_if_emulated_bf16
 from sumlab.runtime.progress import trainer_logs_shown
 from sumlab.text.features import (
     LABEL_PAD,
@@ -62,6 +63,7 @@ from sumlab.training.checkpoints import (
     resume_checkpoint,
     save_trained_model,
 )
+from sumlab.training.loss import TokenMeanLossTrainer
 from sumlab.training.run_dir import RunPaths, check_run_dir, prepare_run_dir, trim_log
 from sumlab.training.tracking import mlflow_callback
 
@@ -99,13 +101,13 @@ def check_environment(config: TrainConfig) -> None:
     """Refuse what this machine can't run, before anything is loaded."""
     if config.peft.method == "qlora" and not torch.cuda.is_available():
         raise SumlabError("qlora needs a CUDA GPU (4-bit bitsandbytes kernels)", "use method lora on this machine")
-    if config.train.precision == "bfloat16" and not _bf16_available():
-        raise SumlabError("bfloat16 training needs a GPU that supports it", "use train.precision=auto or float32")
+    if config.train.precision == "bfloat16":
+        warn_if_emulated_bf16()  # allowed anywhere: bf16 autocast on a CPU without bf16 instructions is only slow
     if config.train.precision == "float16":
         raise SumlabError(
             "train.precision=float16 is not supported: T5's activations overflow fp16's range (NaN/inf), and "
             "bf16 is the half precision that trains safely for every model",
-            "use train.precision=bfloat16 on a GPU that supports it, or float32",
+            "use train.precision=bfloat16 (auto picks it where the CPU or GPU computes bf16 natively), or float32",
         )
     check_sharded_evaluation(config.train)
     check_checkpoint_steps(config)
@@ -184,6 +186,7 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
     eval_strategy = "no" if not has_eval else ("steps" if settings.eval_steps else "epoch")
     save_strategy = "steps" if (settings.save_steps or settings.eval_steps) else "epoch"
     lower_is_better = settings.metric_for_best_model.endswith("loss")
+    bf16 = uses_bf16(settings.precision)  # autocast: the weights, gradients and AdamW states stay float32
     return Seq2SeqTrainingArguments(
         output_dir=str(paths.checkpoints),
         learning_rate=effective_learning_rate(config),
@@ -209,14 +212,15 @@ def training_arguments(config: TrainConfig, paths: RunPaths, has_eval: bool, tok
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         gradient_checkpointing=settings.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if settings.gradient_checkpointing else None,
-        bf16=_use_bf16(settings.precision),
+        bf16=bf16,
         seed=settings.seed,
         data_seed=settings.seed,
         report_to="none",
         disable_tqdm=True,  # sumlab draws its own bar (ProgressDisplayCallback)
         save_only_model=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=use_cpu_backend(),  # several processes on CPUs: DDP over gloo (otherwise each would train alone)
+        # several processes on CPUs: DDP over gloo (otherwise each would train alone); bf16 autocast on a CPU
+        use_cpu=use_cpu_backend() or (bf16 and not torch.cuda.is_available()),
         ddp_timeout=timeout_seconds(),
     )
 
@@ -241,32 +245,8 @@ def rouge_from_predictions(eval_prediction, tokenizer) -> dict[str, float]:
     return {key: round(float(scores[key].mean()) * 100, 4) for key in ROUGE_KEYS}
 
 
-def token_mean_loss(outputs, labels, num_items_in_batch=None, *, causal: bool = False) -> torch.Tensor:
-    """Cross-entropy summed over a batch's target tokens and divided by the target tokens of the whole step.
-
-    The Trainer counts the tokens of the whole optimizer step (every accumulation micro-batch on every
-    process) and then multiplies the loss by the number of processes, undoing DDP's gradient averaging. So
-    the gradient is that of the mean over every token of the step, whether it is 1 process x 8 examples,
-    1 x 4 x 2 accumulation steps or 2 processes x 4. T5's own loss, a per-batch mean, ignores that count
-    while the Trainer still applies the rest: with 2 accumulation steps or 2 processes it doubled the loss
-    and the gradients. Without a count (evaluation) it is the plain token mean, as T5's.
-
-    A causal model's logits at position t predict token t + 1, so its labels are shifted by one first.
-    """
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-    labels = labels.to(logits.device)
-    if causal:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    total = torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=LABEL_PAD, reduction="sum"
-    )
-    if num_items_in_batch is None:
-        num_items_in_batch = labels.ne(LABEL_PAD).sum().clamp(min=1)
-    return total / num_items_in_batch
-
-
-class SumlabTrainer(AtomicCheckpointsMixin, Seq2SeqTrainer):
-    """Seq2SeqTrainer whose checkpoints appear whole or not at all (see AtomicCheckpointsMixin)."""
+class SumlabTrainer(AtomicCheckpointsMixin, TokenMeanLossTrainer):
+    """The token-mean-loss trainer whose checkpoints appear whole or not at all (see AtomicCheckpointsMixin)."""
 
 
 def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths) -> Seq2SeqTrainer:
@@ -294,7 +274,7 @@ def build_trainer(config, model, tokenizer, train_set, eval_set, paths: RunPaths
         data_collator=dynamic_padding_collator(tokenizer, model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        compute_loss_func=functools.partial(token_mean_loss, causal=is_causal(model)),
+        causal=is_causal(model),
         callbacks=callbacks,
     )
     if not trainer_logs_shown():
@@ -388,11 +368,3 @@ def run_summary(
         device="cuda" if torch.cuda.is_available() else "cpu",
         learning_rate=effective_learning_rate(config),
     )
-
-
-def _bf16_available() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def _use_bf16(precision: str) -> bool:
-    return precision == "bfloat16" or (precision == "auto" and _bf16_available())
