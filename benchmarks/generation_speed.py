@@ -30,8 +30,9 @@ prompt, greedy, the same max_new_tokens and no truncation. The arms (``--arms`` 
 - ``lab``: the lab's loop, plain ``model.generate`` one dialogue at a time, float32 (a decoder-only model has
   no lab recipe: the same loop on the prompt ids sumlab gives it, with sumlab's end tokens);
 - ``torch``: sumlab's ``summarize`` with its default batching (up to 16 prompts and 16 x 512 padded prompt
-  tokens a batch, longest first), float32;
-- ``torch_bf16``: the same under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (float32 weights);
+  tokens a batch, longest first), ``precision: float32`` (sumlab's ``auto`` is bf16 on a CPU with native bf16);
+- ``torch_bf16``: the same with ``precision: bfloat16`` (bf16 autocast, ``sumlab.runtime.precision``; float32
+  weights);
 - ``ct2_float32``, ``ct2_int8``: ``summarize`` with sumlab's CTranslate2 engine (``load_engine``) at that
   compute type, with the same batches. The model is saved to a temporary directory and converted into a
   temporary cache (``SUMLAB_CACHE``); the conversion is a one-off cost, timed apart from the arm.
@@ -255,6 +256,7 @@ def run_tiny(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         num_beams=1,
         max_source_length=max(prompt_lengths),
+        precision="float32",  # as the lab's loop; sumlab's "auto" would be bf16 on a CPU with native bf16
     )
 
     def run_lab(texts: list[str]) -> list[str]:
@@ -296,6 +298,7 @@ def run_tiny(args: argparse.Namespace) -> None:
             "decoding": "greedy",
             "batch_size": args.batch_size,
             "truncation": "none",
+            "precision": "float32",
             "model": {
                 "d_model": args.d_model,
                 "d_ff": 2 * args.d_model,
@@ -401,13 +404,13 @@ def lab_runner(model, tokenizer, shape: ModelShape) -> Runner:
     return run
 
 
-def summarize_runner(model, tokenizer, shape: ModelShape, settings: GenerationSettings, bf16: bool = False) -> Runner:
-    """A ``summarize`` arm: a torch model (under bf16 autocast with ``bf16``) or a CTranslate2 engine."""
+def summarize_runner(model, tokenizer, shape: ModelShape, settings: GenerationSettings) -> Runner:
+    """A ``summarize`` arm: a torch model (in ``settings.precision``) or a CTranslate2 engine."""
 
     def run(dialogues: list[str], max_new_tokens: int) -> tuple[list[str], Work]:
         work = Work(shape)
         cell_settings = settings.model_copy(update={"max_new_tokens": max_new_tokens})
-        with counting_work(work), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with counting_work(work):
             summaries = summarize(model, tokenizer, dialogues, cell_settings, TEMPLATES["lab"], progress=False)
         return summaries, work
 
@@ -482,7 +485,8 @@ def run_arch(args: argparse.Namespace) -> None:
 
     dialogues = distinct_test_dialogues(max(args.dialogues))
     prompt_lengths = encode_prompts(tokenizer, TEMPLATES["lab"], dialogues, None, causal).full_lengths
-    settings = GenerationSettings(num_beams=1, max_source_length=None)
+    # float32 unless an arm says otherwise: sumlab's precision "auto" would be bf16 on a CPU with native bf16
+    settings = GenerationSettings(num_beams=1, max_source_length=None, precision="float32")
     settings = settings.model_copy(
         update={key: getattr(args, key) for key in ("batch_size", "max_batch_tokens") if getattr(args, key)}
     )
@@ -493,7 +497,8 @@ def run_arch(args: argparse.Namespace) -> None:
     if "torch" in arms:
         runners["torch"] = summarize_runner(model, tokenizer, shape, settings)
     if "torch_bf16" in arms:
-        runners["torch_bf16"] = summarize_runner(model, tokenizer, shape, settings, bf16=True)
+        bf16 = settings.model_copy(update={"precision": "bfloat16"})
+        runners["torch_bf16"] = summarize_runner(model, tokenizer, shape, bf16)
 
     saved_cache = os.environ.get("SUMLAB_CACHE")
     with tempfile.TemporaryDirectory(prefix="sumlab-generation-speed-") as scratch:
@@ -619,7 +624,8 @@ def arch_report(context: dict, cells: list[dict], peaks: dict, complete: bool) -
             "arms": {
                 "lab": "plain model.generate, one dialogue at a time, float32 (the lab's loop)",
                 "torch": "sumlab summarize, default batching, float32",
-                "torch_bf16": 'sumlab summarize under torch.autocast("cpu", dtype=torch.bfloat16), float32 weights',
+                "torch_bf16": "sumlab summarize with precision bfloat16 (bf16 autocast, sumlab.runtime.precision), "
+                "float32 weights",
                 "ct2_float32": "sumlab summarize with the CTranslate2 engine (load_engine), compute type float32",
                 "ct2_int8": "sumlab summarize with the CTranslate2 engine (load_engine), compute type int8",
             },
