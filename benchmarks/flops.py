@@ -41,6 +41,7 @@ class ModelShape:
     encoder_layers: int
     decoder_layers: int
     attention_width: int  # query heads x head dimension
+    head_parameters: int = 0  # the output head's (lm_head), counted in decoder_parameters too
 
     @property
     def encoder_decoder(self) -> bool:
@@ -75,12 +76,16 @@ def generation_flops(shape: ModelShape, source_tokens: int, new_tokens: int) -> 
     The prompt goes through the encoder (encoder-decoder) or the decoder (decoder-only) once; then each
     new token costs the decoder's parameters, plus attention to the S prompt positions (cross-attention
     to the encoder's states, or self-attention to the cached prompt) and to the new tokens so far (1..n).
+    A decoder-only model's output head does not run on the prompt: generation keeps only the last
+    position's logits (transformers' ``logits_to_keep=1``), which give the first new token and are counted
+    with the new tokens (so one decoder pass per dialogue is counted twice: well under 1%).
     """
     s, n, width, layers = source_tokens, new_tokens, shape.attention_width, shape.decoder_layers
     if shape.encoder_decoder:
         prompt = 2.0 * shape.encoder_parameters * s + attention_flops(shape.encoder_layers, width, s, s)
     else:
-        prompt = 2.0 * shape.decoder_parameters * s + attention_flops(layers, width, s, s)
+        body = shape.decoder_parameters - shape.head_parameters
+        prompt = 2.0 * body * s + attention_flops(layers, width, s, s)
     new_token_keys = n * s + n * (n + 1) // 2  # new token t (1..n) attends to s prompt positions and t tokens
     return prompt + 2.0 * shape.decoder_parameters * n + attention_flops(layers, width, 1, new_token_keys)
 
@@ -101,7 +106,7 @@ def model_shape(model) -> ModelShape:
         encoder, encoder_layers = 0, 0
         decoder = sum(p.numel() for p in model.parameters() if p is not embedding and p is not head)
         decoder_layers = _first(config, "num_hidden_layers", "n_layer", "num_layers")
-    return ModelShape(encoder, decoder + head.numel(), encoder_layers, decoder_layers, heads * head_dim)
+    return ModelShape(encoder, decoder + head.numel(), encoder_layers, decoder_layers, heads * head_dim, head.numel())
 
 
 def _first(config, *names: str, default: int | None = None) -> int:

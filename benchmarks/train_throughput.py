@@ -29,8 +29,8 @@ Real architectures (issue #14), one result file each, ``results/train_throughput
     python benchmarks/train_throughput.py --arch google/flan-t5-base
     python benchmarks/train_throughput.py --arch Qwen/Qwen2.5-0.5B
 
-The architecture is built offline at random init from sumlab's bundled config
-(``sumlab.models.random_init.build_random_model``; ``Qwen/Qwen2.5-0.5B`` uses the bundled
+The architecture is built offline at random init from sumlab's bundled config (``benchmarks/arch.py``, with
+``sumlab.models.random_init.build_random_model``; ``Qwen/Qwen2.5-0.5B`` uses the bundled
 ``Qwen2.5-0.5B-Instruct`` config, the same architecture). Its real tokenizer is not available offline,
 so a byte-level BPE tokenizer is trained on DialogSum training text with the architecture's vocabulary
 size (as many tokens as BPE finds: all 32,128 for T5, about 37k of Qwen's 151,936); it gives DialogSum
@@ -60,11 +60,11 @@ import json
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from arch import build_arch_model, build_arch_tokenizer, resolve_architecture  # benchmarks/arch.py
 from flops import ModelShape, matmul_peak, model_shape, training_flops  # benchmarks/flops.py
 from machine import machine_info  # benchmarks/machine.py (the script's own folder)
 from transformers import default_data_collator
@@ -74,8 +74,6 @@ from sumlab.config import ModelConfig
 from sumlab.data.loading import load_split
 from sumlab.models.family import is_causal
 from sumlab.models.loading import load_model, load_tokenizer
-from sumlab.models.random_init import build_random_model
-from sumlab.models.sources import known_architectures
 from sumlab.models.tiny import build_tiny_t5, train_tokenizer
 from sumlab.runtime.fileio import write_json_atomic
 from sumlab.text.features import (
@@ -338,36 +336,6 @@ def run_setting(args: argparse.Namespace, data: Path, label: str, tokenizer, fre
 
 
 # Real architectures (--arch): the lab's batches against sumlab's, in float32 and bf16 autocast.
-
-
-def resolve_architecture(name: str) -> str:
-    """The bundled architecture of ``name``; a base model shares its instruct model's (``Qwen/Qwen2.5-0.5B``)."""
-    known = known_architectures()
-    if name in known:
-        return name
-    if f"{name}-Instruct" in known:
-        return f"{name}-Instruct"
-    sys.exit(f"no bundled architecture for {name!r}: use one of {', '.join(sorted(known))}")
-
-
-def build_arch_model(architecture: str, seed: int, layers: int | None):
-    """The architecture at random init, offline (sumlab's builder); with ``layers``, that many per stack."""
-    if layers is None:
-        return build_random_model(architecture, seed=seed).train()
-    config = json.loads(known_architectures()[architecture].read_text())
-    for key in ("num_layers", "num_decoder_layers", "num_hidden_layers", "max_window_layers"):
-        if key in config:
-            config[key] = layers
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "config.json").write_text(json.dumps(config))
-        return build_random_model(folder, seed=seed).train()
-
-
-def build_arch_tokenizer(data: Path, vocab_size: int, causal: bool):
-    """A byte-level BPE tokenizer of up to ``vocab_size`` tokens (as many as BPE finds), on DialogSum train text."""
-    rows = load_split(str(data), "train")
-    texts = [row.dialogue for row in rows] + [row.summary for row in rows]
-    return train_tokenizer(texts, vocab_size=vocab_size, causal=causal)
 
 
 def lab_arch_features(examples, tokenizer, causal: bool) -> list[dict]:
