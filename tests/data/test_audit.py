@@ -14,7 +14,10 @@ from sumlab.text.prompts import TEMPLATES, render_prompt
 class NewlineDroppingTokenizer:
     """Encodes characters as their code points but loses newlines, as sentencepiece T5 tokenizers do."""
 
-    def __call__(self, texts):
+    eos_token_id = 1
+
+    def __call__(self, texts=None, text_target=None):
+        texts = texts if texts is not None else text_target  # training encodes summaries as text_target
         if isinstance(texts, str):
             return {"input_ids": self._encode(texts)}
         return {"input_ids": [self._encode(text) for text in texts]}

@@ -88,7 +88,7 @@ def test_every_caller_resolves_the_same_way_and_keeps_its_own_errors(tmp_path):
         (resolve_model_dir, lora_run, "holds an adapter, not a full model"),
         (resolve_model_dir, tmp_path / "empty", "no config.json"),
         (require_saved_model, tmp_path / "nowhere", "model path not found"),
-        (require_saved_model, tmp_path / "empty", "no model or adapter"),
+        (require_saved_model, tmp_path / "empty", "empty: no config.json, adapter_config.json or model/ found"),
     ]:
         with pytest.raises(SumlabError, match=words):
             call(path)
