@@ -76,7 +76,10 @@ def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: s
         "dtype": dtype,
         "allow_pickle": allow_pickle,
     }
-    config = build_config(ModelConfig, fields, "options")
+    try:
+        config = build_config(ModelConfig, fields, "options")
+    except SumlabError as exc:  # its hint speaks of configs
+        raise SumlabError(exc.message, "see --help for the values each option takes") from None
     if not random_init:
         resolve_model_source(model)
     return config

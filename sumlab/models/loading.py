@@ -17,7 +17,7 @@ from sumlab.config import ModelConfig, Precision
 from sumlab.errors import SumlabError, first_line
 from sumlab.models.family import auto_model_class, family_of
 from sumlab.models.random_init import build_random_model
-from sumlab.models.resolve import has_tokenizer, resolve_model_source
+from sumlab.models.resolve import find_saved_model, has_tokenizer, resolve_model_source
 from sumlab.models.sources import (
     BUNDLED_MODELS,
     check_local_exists,
@@ -91,21 +91,21 @@ def tokenizer_source(name_or_path: str, given: bool = False) -> str:
     """Where the tokenizer of ``name_or_path`` is: the directory itself when it holds one, else as resolved.
 
     A run directory's tokenizer is in its ``model/``, an adapter's in its own directory or else its base's.
-    ``given``: the name came from ``--tokenizer`` (``model.tokenizer``), which changes the hint only.
+    ``given``: the name came from ``--tokenizer`` (``model.tokenizer``), which may be a tokenizer alone.
     """
     path = local_path(name_or_path)
     if path is not None and has_tokenizer(path):
         return name_or_path
+    if given and path is not None and find_saved_model(path).kind == "other":
+        raise SumlabError(
+            f"{path}: no tokenizer.json or tokenizer_config.json found",
+            "give --tokenizer (model.tokenizer) a directory that holds a tokenizer, a run directory, or a hub id",
+        )
     source = resolve_model_source(name_or_path)
     if source.tokenizer is None:
-        hint = (
-            "give --tokenizer a directory that holds a tokenizer, or a hub id"
-            if given
-            else "pass --tokenizer (model.tokenizer in a config) with the tokenizer the model was trained with"
-        )
         raise SumlabError(
             f"{source.weights}: a model directory without a tokenizer (no tokenizer.json or tokenizer_config.json)",
-            hint,
+            "pass --tokenizer (model.tokenizer in a config) with the tokenizer the model was trained with",
         )
     return source.tokenizer
 
