@@ -128,7 +128,7 @@ def _record_texts(row: dict, where: str) -> tuple[list[str], dict[str, str]]:
     if not_text is not None:
         raise SumlabError(
             f"{where}: the prediction of model {not_text!r} is {_json_kind(summaries[not_text])}, not a string",
-            'write each summary as JSON text (an empty summary is "")',
+            'write each summary as JSON text; an empty summary is ""',
         )
     return refs, summaries
 

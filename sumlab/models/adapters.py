@@ -34,7 +34,7 @@ def resolve_adapter_dir(path: str | Path) -> Path:
         raise SumlabError(f"adapter path not found: {found.directory}", hint)
     if found.kind == "model":
         raise SumlabError(f"no adapter_config.json in {found.directory}: it holds a full model", hint)
-    raise SumlabError(describe_unusable(found.directory), hint)
+    raise SumlabError(describe_unusable(found.directory)[0], hint)
 
 
 def adapter_base_model(adapter_dir: Path) -> str:

@@ -99,13 +99,13 @@ def tokenizer_source(name_or_path: str, given: bool = False) -> str:
     if given and path is not None and find_saved_model(path).kind == "other":
         raise SumlabError(
             f"{path}: no tokenizer.json or tokenizer_config.json found",
-            "give --tokenizer (model.tokenizer) a directory that holds a tokenizer, a run directory, or a hub id",
+            "give --tokenizer a directory that holds a tokenizer, a run directory, or a hub id",
         )
     source = resolve_model_source(name_or_path)
     if source.tokenizer is None:
         raise SumlabError(
-            f"{source.weights}: a model directory without a tokenizer (no tokenizer.json or tokenizer_config.json)",
-            "pass --tokenizer (model.tokenizer in a config) with the tokenizer the model was trained with",
+            f"{source.weights}: a model directory without a tokenizer: no tokenizer.json or tokenizer_config.json",
+            "pass --tokenizer, or set model.tokenizer in a config, to the tokenizer the model was trained with",
         )
     return source.tokenizer
 

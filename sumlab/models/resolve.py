@@ -71,19 +71,22 @@ def require_saved_model(path: str | Path) -> SavedModel:
     if saved.kind == "missing":
         raise SumlabError(f"model path not found: {saved.directory}", "check the path")
     if saved.kind == "other":
-        raise SumlabError(describe_unusable(saved.directory), EXPECTED_KINDS)
+        raise SumlabError(*describe_unusable(saved.directory))
     return saved
 
 
-def describe_unusable(root: Path) -> str:
-    """What ``root`` holds, when it is neither a model, an adapter nor a run directory with one of them."""
+def describe_unusable(root: Path) -> tuple[str, str]:
+    """What ``root`` holds, and what to do, when it is neither a model, an adapter nor a run directory with one."""
     if root.is_file():
-        return f"{root} is a file, not a directory"
+        return f"{root} is a file, not a directory", EXPECTED_KINDS
     if (root / RUN_MODEL_DIR).is_dir():
-        return f"{root / RUN_MODEL_DIR}: no {MODEL_CONFIG} or {ADAPTER_CONFIG} found"
+        return f"{root / RUN_MODEL_DIR}: no {MODEL_CONFIG} or {ADAPTER_CONFIG} found", EXPECTED_KINDS
     if (root / RUN_CHECKPOINTS_DIR).is_dir():
-        return f"{root}: a run directory without {RUN_MODEL_DIR}/ (its training did not finish; resume it first)"
-    return f"{root}: no {MODEL_CONFIG}, {ADAPTER_CONFIG} or {RUN_MODEL_DIR}/ found"
+        return (
+            f"{root}: a run directory without {RUN_MODEL_DIR}/: its training did not finish",
+            "finish it with `sumlab train --resume`, or give a model, adapter or finished run directory",
+        )
+    return f"{root}: no {MODEL_CONFIG}, {ADAPTER_CONFIG} or {RUN_MODEL_DIR}/ found", EXPECTED_KINDS
 
 
 def has_tokenizer(directory: Path) -> bool:
@@ -160,7 +163,7 @@ def read_adapter_config(adapter_dir: Path) -> dict:
     try:
         config = json.loads(file.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SumlabError(f"{file}: not valid JSON ({exc})", "save the adapter again, or fix that file") from None
+        raise SumlabError(f"{file}: not valid JSON: {exc}", "save the adapter again, or fix that file") from None
     if not isinstance(config, dict):
         raise SumlabError(f"{file}: not a JSON object", "save the adapter again, or fix that file")
     return config

@@ -53,7 +53,7 @@ CASES = {
     ),
     "model-unfinished-run": Case(
         [*SUMMARIZE, "--model", "runs/x"],
-        ("runs/x: a run directory without model/ (its training did not finish",),
+        ("runs/x: a run directory without model/: its training did not finish",),
         lambda work, model: make_dir(work, "runs/x/checkpoints/checkpoint-5"),
     ),
     "model-run-with-empty-model-dir": Case(

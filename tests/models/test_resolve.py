@@ -161,7 +161,7 @@ def test_an_adapter_trained_on_the_bundled_base_of_another_installation_finds_it
     [
         ("empty", "{root}: no config.json, adapter_config.json or model/ found"),
         ("empty model/", "{root}/model: no config.json or adapter_config.json found"),
-        ("unfinished run", "{root}: a run directory without model/ (its training did not finish"),
+        ("unfinished run", "{root}: a run directory without model/: its training did not finish"),
         ("a file", "{root} is a file, not a directory"),
         ("adapter without a base", "{root}: an adapter that records no base model"),
         ("adapter on a missing base", "{root}: an adapter trained on {root}/gone, which is not here"),
