@@ -260,8 +260,8 @@ def run_experiment(
     """
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
     config.check_paths()  # a typo in a path fails now, not after hours of training the others
-    groups = evaluation_groups(config)  # a broken test file fails before the experiment directory exists
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
+    groups = evaluation_groups(config)
     stages = [
         (f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
         for entry in config.models

@@ -13,7 +13,6 @@ from sumlab.models.family import is_causal
 from sumlab.models.loading import check_weight_format, load_model, load_tokenizer
 from sumlab.models.resolve import (
     adapter_base_name,
-    describe_unusable,
     find_saved_model,
     has_tokenizer,
     read_adapter_config,
@@ -34,7 +33,7 @@ def resolve_adapter_dir(path: str | Path) -> Path:
         raise SumlabError(f"adapter path not found: {found.directory}", hint)
     if found.kind == "model":
         raise SumlabError(f"no adapter_config.json in {found.directory}: it holds a full model", hint)
-    raise SumlabError(describe_unusable(found.directory)[0], hint)
+    raise SumlabError(f"no adapter_config.json in {found.directory} (nor in its model/)", hint)
 
 
 def adapter_base_model(adapter_dir: Path) -> str:

@@ -197,11 +197,3 @@ def test_a_data_file_with_a_byte_order_mark_loads_as_without(tmp_path):
             str(tmp_path / f"plain{suffix}"), "test"
         )
         assert load_split(str(tmp_path / f"bom{suffix}"), "test")[0].id == "a"
-
-
-def test_an_experiment_with_a_broken_test_file_writes_no_experiment_directory(tmp_path, monkeypatch, capsys):
-    (tmp_path / "data.jsonl").write_bytes(DATA_CASES["missing-dialogue-column"].content)
-    experiment = "name: broken\nmodel: {name_or_path: sumlab-tiny-t5}\ndata: {source: ./data.jsonl}\n"
-    (tmp_path / "experiment.yaml").write_text(experiment + "models: [{name: base, kind: zero_shot}]\n")
-    line = run_refused(["run", "experiment.yaml"], tmp_path, monkeypatch, capsys)
-    assert_says(line, "data.jsonl: no column 'dialogue' for the dialogue")
