@@ -307,7 +307,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not file.is_file():
         raise SumlabError(f"config file not found: {file}", "check the path, or see configs/ for presets")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark else str(file)

@@ -309,7 +309,8 @@ def test_local_paths_are_checked_before_the_experiment_runs(tmp_path):
     (tmp_path / "empty").mkdir()
     entries[1]["path"] = str(tmp_path / "empty")
     message = one_line_error(build_config(ExperimentConfig, {"models": entries}).check_paths)
-    assert message.startswith(f"models[1] (mine): path: no model or adapter in {tmp_path / 'empty'}")
+    found = f"{tmp_path / 'empty'}: no config.json, adapter_config.json or model/ found"
+    assert message.startswith(f"models[1] (mine): path: {found}")
 
     own_model = {"name": "qwen", "kind": "zero_shot", "model": {"name_or_path": str(tmp_path / "no-model")}}
     config = build_config(ExperimentConfig, {"models": [entries[0], own_model]})

@@ -76,11 +76,22 @@ def main() -> None:
     """Entry point: run the app, turning SumlabError into one line and exit code 2."""
     from sumlab.runtime.distributed import close_process_group
 
+    click_errors = click_exceptions()
     try:
-        app()
-    except SystemExit:  # typer ends every command so, done or refused
+        code = app(standalone_mode=False)  # click's usage errors come back here, to be shown in one line
+    except SystemExit:
         close_process_group()
         raise
+    except click_errors.NoArgsIsHelpError as exc:  # `sumlab` or a group alone: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:  # a bad option or argument value, an unknown option or command
+        print(f"error: {usage_error_line(exc)}", file=sys.stderr)
+        close_process_group()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(1)
     except SumlabError as exc:
         if _state["debug"]:
             raise
@@ -100,3 +111,22 @@ def main() -> None:
         sys.stdout.flush()
         # the process group is broken: a normal exit runs its C++ destructors, which abort (SIGABRT)
         os._exit(2)
+    close_process_group()
+    sys.exit(code if isinstance(code, int) else 0)  # typer.Exit(n) and --help come back as their exit code
+
+
+def click_exceptions():
+    """click's exceptions module: typer's own copy of click (newer typer vendors it), else click's."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def usage_error_line(exc) -> str:
+    """A click usage error as one line with a hint: ``Invalid value for '--limit': ... (see sumlab ... --help)``."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "sumlab"
+    return f"{message} (see `{command} --help`)"

@@ -30,19 +30,31 @@ def data_audit(
     max_target_length: Annotated[int, typer.Option("--max-target-length", min=1)] = 128,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the audit as JSON")] = None,
 ) -> None:
-    """Row counts, token-length percentiles, truncation at the maximum lengths, and round-trip losses."""
+    """Row counts, token-length percentiles, truncation at the maximum lengths, and round-trip losses.
+
+    Lengths are counted as training builds its features: through a causal model's chat template, with the
+    summary's end token.
+    """
     from sumlab.data.audit import audit_examples
     from sumlab.data.loading import load_split
+    from sumlab.errors import SumlabError
+    from sumlab.models.family import model_family
     from sumlab.models.loading import load_tokenizer
     from sumlab.runtime.fileio import write_json_atomic
 
     config = model_options(model, False, tokenizer, "auto", False)  # the tokenizer of this model, or --tokenizer
-    loaded_tokenizer = load_tokenizer(config)
     template = prompt_template(prompt, None)
-    report = {}
-    for split in [s.strip() for s in splits.split(",") if s.strip()]:
-        examples = load_split(data, split)
-        report[split] = audit_examples(examples, loaded_tokenizer, template, max_source_length, max_target_length)
+    split_names = [s.strip() for s in splits.split(",") if s.strip()]
+    if not split_names:
+        raise SumlabError(f"no split in --splits {splits!r}", "name one or more, e.g. --splits train,validation")
+    # the data first: a broken file gets its own error, even offline where no tokenizer could load
+    examples = {split: load_split(data, split) for split in split_names}
+    loaded_tokenizer = load_tokenizer(config)
+    causal = model_family(config) == "causal"
+    report = {
+        split: audit_examples(rows, loaded_tokenizer, template, max_source_length, max_target_length, causal=causal)
+        for split, rows in examples.items()
+    }
     console.print_json(json.dumps(report))
     if json_out is not None:
         write_json_atomic(json_out, report)

@@ -42,7 +42,7 @@ def _read_dialogue(file: str) -> str:
         if not path.is_file():
             raise SumlabError(f"file not found: {path}", "give a text file with the dialogue, or - to read stdin")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise SumlabError(f"{path}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
     if not text.strip():

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sumlab.cli.options import (
+    MODEL_HELP,
     BaseModelOpt,
     ComputeTypeOpt,
     PickleOpt,
@@ -22,7 +23,7 @@ from sumlab.config import DEFAULT_MODEL
 
 
 def inspect(
-    model: Annotated[str, typer.Argument(help="hub id or local model directory")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)] = DEFAULT_MODEL,
     random_init: RandomInitOpt = False,
     allow_pickle: PickleOpt = False,
     lora_r: Annotated[Optional[int], typer.Option("--lora-r", min=1, help="add a LoRA adapter of this rank")] = None,

@@ -13,7 +13,9 @@ from sumlab.errors import SumlabError
 console = Console()
 
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="hub id or local model directory")]
+MODEL_HELP = "hub id, or a model directory, an adapter directory (on its base) or a run directory"
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)]
 
 
 BaseModelOpt = Annotated[
@@ -112,8 +114,13 @@ def check_engine_options(engine: str, compute_type: str) -> None:
 
 
 def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: str, allow_pickle: bool):
-    """The ModelConfig that the model options describe (a bad value is a SumlabError naming the option)."""
+    """The ModelConfig that the model options describe (a bad value is a SumlabError naming the option).
+
+    A local ``--model`` is resolved here (``resolve_model_source``), so that a path holding no model fails
+    before any data or weights are loaded.
+    """
     from sumlab.config import ModelConfig, build_config
+    from sumlab.models.resolve import resolve_model_source
 
     fields = {
         "name_or_path": model,
@@ -122,7 +129,13 @@ def model_options(model: str, random_init: bool, tokenizer: str | None, dtype: s
         "dtype": dtype,
         "allow_pickle": allow_pickle,
     }
-    return build_config(ModelConfig, fields, "options")
+    try:
+        config = build_config(ModelConfig, fields, "options")
+    except SumlabError as exc:  # its hint speaks of configs
+        raise SumlabError(exc.message, "see --help for the values each option takes") from None
+    if not random_init:
+        resolve_model_source(model)
+    return config
 
 
 def prompt_template(prompt: str, template: str | None) -> str:

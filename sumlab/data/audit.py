@@ -1,7 +1,12 @@
-"""Data audit: row counts, token lengths, truncation, and what the tokenizer loses on a round trip."""
+"""Data audit: row counts, token lengths, truncation, and what the tokenizer loses on a round trip.
+
+Token lengths are counted on training's own features (``sumlab.text.features``), so the audit's truncation
+is the truncation training will do: a causal model's prompt in its chat template, a summary with its end token.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sumlab.data.loading import DialogueExample
-from sumlab.text.prompts import render_prompt
+from sumlab.text.features import LABEL_PAD, tokenize_examples
 
 PERCENTILES = (50, 90, 95, 99, 100)
 
@@ -55,6 +60,22 @@ def round_trip_losses(tokenizer, texts: Sequence[str], top: int = 5) -> dict:
     }
 
 
+def token_lengths(
+    examples: Sequence[DialogueExample], tokenizer, template: str, causal: bool = False
+) -> tuple[list[int], list[int]]:
+    """Each example's source and target length in tokens, as training builds them, before it truncates.
+
+    The lengths are those of training's features (``tokenize_examples``) at unlimited maximum lengths. A
+    causal model's source is its prompt (the chat template's, when the tokenizer has one), its target the
+    summary and the closing EOS; a seq2seq model's are the encoder input and the labels.
+    """
+    features, _ = tokenize_examples(examples, tokenizer, template, sys.maxsize, sys.maxsize, causal=causal)
+    if not causal:
+        return [len(f["input_ids"]) for f in features], [len(f["labels"]) for f in features]
+    prompts = [f["labels"].count(LABEL_PAD) for f in features]  # the prompt is masked out of the labels
+    return prompts, [len(f["labels"]) - prompt for f, prompt in zip(features, prompts)]
+
+
 def audit_examples(
     examples: Sequence[DialogueExample],
     tokenizer,
@@ -62,12 +83,10 @@ def audit_examples(
     max_source_length: int,
     max_target_length: int,
     round_trip_sample: int = 200,
+    causal: bool = False,
 ) -> dict:
-    """The audit of one split: counts, prompt and summary token lengths, truncation, round-trip losses."""
-    prompts = [render_prompt(template, example.dialogue) for example in examples]
-    summaries = [example.summary for example in examples]
-    source_lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
-    target_lengths = [len(ids) for ids in tokenizer(summaries)["input_ids"]]
+    """The audit of one split: counts, source and target token lengths, truncation, round-trip losses."""
+    source_lengths, target_lengths = token_lengths(examples, tokenizer, template, causal)
     sample = [example.dialogue for example in examples[:round_trip_sample]]
     return {
         "rows": len(examples),

@@ -248,25 +248,30 @@ def _read_file(path: Path) -> _Table:
     return reader(path)
 
 
-def _read_text(path: Path) -> str:
-    """The file's text; bytes that are not UTF-8 are an error naming the line and byte offset."""
+def read_text_file(path: Path) -> str:
+    """A user's text file, decoded as UTF-8 with or without a byte order mark (which is dropped).
+
+    Raises:
+        SumlabError: when the file can't be read, or holds bytes that are not UTF-8 (naming the line and offset).
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SumlabError(f"could not read {path}: {exc.strerror}", "check that the file is readable") from None
     try:
-        return data.decode("utf-8").removeprefix("\ufeff")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        start = exc.start + len(data) - len(exc.object)  # exc.object is what follows a byte order mark
+        line = data.count(b"\n", 0, start) + 1
         raise SumlabError(
-            f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at byte offset {exc.start})",
+            f"{path}:{line}: not UTF-8 (byte 0x{data[start]:02x} at byte offset {start})",
             "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8",
         ) from None
 
 
 def _read_json(path: Path) -> _Table:
     """JSON Lines (one object per line, blank lines skipped); a .json file may instead hold one array."""
-    text = _read_text(path)
+    text = read_text_file(path)
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
         return _read_json_array(path, text)
     rows, lines = [], []
@@ -319,7 +324,7 @@ def _is_python_dict_literal(line: str) -> bool:
 
 def _read_csv(path: Path) -> _Table:
     """A CSV file with a header row; each row remembers the line it starts on."""
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=""))
     rows, lines = [], []
     try:
         header = next(reader, [])

@@ -10,12 +10,14 @@ A table (CSV or JSONL, like the lab's results CSV) has one reference column and 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sumlab.data.loading import read_text_file
 from sumlab.errors import SumlabError
 from sumlab.runtime.fileio import write_jsonl_atomic
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from sumlab.data.loading import ReferenceGroup
 
 REQUIRED_KEYS = ("id", "references", "predictions")
+EVERY_MODEL = "every line needs every model"
 
 
 @dataclass
@@ -76,43 +79,63 @@ def write_predictions(path: str | Path, predictions: PredictionSet) -> None:
 
 
 def read_predictions(path: str | Path) -> PredictionSet:
-    """Read a predictions file written by ``sumlab generate`` (or ``write_predictions``)."""
+    """Read a predictions file written by ``sumlab generate`` (or ``write_predictions``).
+
+    Raises:
+        SumlabError: naming the file and line of the first record that is malformed, lacks a key or a model,
+            or holds a reference or summary that is not text.
+    """
     rows = _read_jsonl_objects(Path(path))
     ids, dialogues, references, predictions = [], [], [], {}
     for line_number, row in rows:
-        missing = [key for key in REQUIRED_KEYS if key not in row]
-        if missing:
-            raise SumlabError(
-                f"{path}:{line_number}: missing key(s) {', '.join(missing)}",
-                "a predictions file has id, references and predictions on every line; "
-                "for a table, pass --references COL --predictions COL1,COL2",
-            )
-        refs = row["references"]
-        if isinstance(refs, str):
-            refs = [refs]
-        if not isinstance(refs, list) or not refs or not isinstance(row["predictions"], dict):
-            raise SumlabError(
-                f"{path}:{line_number}: references must be a non-empty list and predictions an object",
-                "see `sumlab generate --help` for the format",
-            )
+        where = f"{path}:{line_number}"
+        refs, summaries = _record_texts(row, where)
+        new_models = sorted(summaries.keys() - predictions.keys()) if ids else []
+        if new_models:  # a model that the earlier lines lack
+            raise SumlabError(f"{path}:{rows[0][0]}: no prediction for model {new_models[0]!r}", EVERY_MODEL)
+        lacking = sorted(predictions.keys() - summaries.keys())
+        if lacking:
+            raise SumlabError(f"{where}: no prediction for model {lacking[0]!r}", EVERY_MODEL)
         ids.append(str(row["id"]))
         dialogues.append(str(row.get("dialogue", "")))
-        references.append([str(ref) for ref in refs])
-        for name, summary in row["predictions"].items():
-            if name not in predictions and len(ids) > 1:  # a model the earlier lines lack
-                first_line = rows[0][0]
-                raise SumlabError(
-                    f"{path}:{first_line}: no prediction for model {name!r}", "every line needs every model"
-                )
-            predictions.setdefault(name, []).append(str(summary))
-        for name, summaries in predictions.items():
-            if len(summaries) < len(ids):
-                raise SumlabError(
-                    f"{path}:{line_number}: no prediction for model {name!r}", "every line needs every model"
-                )
+        references.append(refs)
+        for name, summary in summaries.items():
+            predictions.setdefault(name, []).append(summary)
     if not ids or not predictions:
         raise SumlabError(f"{path} holds no predictions", "generate some with `sumlab generate`")
     return PredictionSet(ids=ids, references=references, predictions=predictions, dialogues=dialogues)
+
+
+def _record_texts(row: dict, where: str) -> tuple[list[str], dict[str, str]]:
+    """The references and the summaries by model of one predictions-file record, checked."""
+    missing = [key for key in REQUIRED_KEYS if key not in row]
+    if missing:
+        raise SumlabError(
+            f"{where}: missing key(s) {', '.join(missing)}",
+            "a predictions file has id, references and predictions on every line; "
+            "for a table, pass --references COL --predictions COL1,COL2",
+        )
+    refs = [row["references"]] if isinstance(row["references"], str) else row["references"]
+    summaries = row["predictions"]
+    if not isinstance(refs, list) or not refs or not isinstance(summaries, dict):
+        raise SumlabError(
+            f"{where}: references must be a non-empty list and predictions an object",
+            "see `sumlab generate --help` for the format",
+        )
+    if not all(isinstance(ref, str) for ref in refs):
+        raise SumlabError(f"{where}: a reference is not a string", "write each reference as JSON text")
+    not_text = next((name for name, summary in summaries.items() if not isinstance(summary, str)), None)
+    if not_text is not None:
+        raise SumlabError(
+            f"{where}: the prediction of model {not_text!r} is {_json_kind(summaries[not_text])}, not a string",
+            'write each summary as JSON text; an empty summary is ""',
+        )
+    return refs, summaries
+
+
+def _json_kind(value) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    return kinds.get(type(value), "null")
 
 
 def read_table(path: str | Path, reference_column: str, prediction_columns: Sequence[str]) -> PredictionSet:
@@ -148,22 +171,20 @@ def _cell(value) -> str:
 def _read_csv_records(file: Path) -> list[dict]:
     _check_exists(file)
     try:
-        with file.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    except UnicodeDecodeError as exc:
-        raise SumlabError(f"{file}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
+        return list(csv.DictReader(io.StringIO(read_text_file(file), newline="")))
     except csv.Error as exc:
         raise SumlabError(f"{file}: malformed CSV: {exc}", "check quoting in the file") from None
 
 
 def _read_jsonl_objects(file: Path) -> list[tuple[int, dict]]:
+    """The file's JSON objects with their line numbers, blank lines skipped.
+
+    Lines end at ``\n`` only: ``str.splitlines()`` would also cut at U+2028, U+2029 or U+0085, which JSON
+    allows unescaped inside a string (and ``sumlab generate`` writes so).
+    """
     _check_exists(file)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise SumlabError(f"{file}: not UTF-8 (byte {exc.start})", "re-encode the file as UTF-8") from None
     rows = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(read_text_file(file).split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -83,30 +83,31 @@ class ConversionSource:
 def conversion_source(config: ModelConfig, adapter_base: str | None = None) -> ConversionSource:
     """Say what ``config.name_or_path`` holds for a conversion: a model, or an adapter and its base.
 
-    A bundled name, a local model directory, a run directory (its ``model/``), an adapter directory (merged into
-    ``adapter_base``, else the base its adapter_config.json records) or a hub id (its files are fetched into the
-    hub cache). This is the one place that asks ``sumlab.models.resolve`` what a path is.
+    What the name or path is comes from ``sumlab.models.resolve.resolve_model_source``, as for ``--model``
+    everywhere: a bundled name, a local model directory, a run directory, an adapter directory (merged into
+    ``adapter_base``, else the base it records) or a hub id (its files are fetched into the hub cache).
     """
-    from sumlab.models.adapters import adapter_base_model
-    from sumlab.models.resolve import require_saved_model
-    from sumlab.models.sources import BUNDLED_MODELS, expand_source, is_local
+    from sumlab.models.resolve import resolve_model_source
 
-    name = config.name_or_path
-    common = {"tokenizer": config.tokenizer, "allow_pickle": config.allow_pickle, "label": name}
+    common = {"tokenizer": config.tokenizer, "allow_pickle": config.allow_pickle, "label": config.name_or_path}
     if config.random_init:
         return ConversionSource(None, random_init=True, **common)
-    if name in BUNDLED_MODELS:
-        return ConversionSource(Path(expand_source(name)), **common)
-    if not is_local(name):
-        return ConversionSource(_hub_snapshot(name, config.allow_pickle), **common)
-    saved = require_saved_model(expand_source(name))
-    if saved.kind == "model":
-        return ConversionSource(saved.directory, **common)
-    base = adapter_base or adapter_base_model(saved.directory)
-    if not base:
-        raise SumlabError(f"{saved.directory} does not record its base model", "pass the base model with --model")
-    base_source = conversion_source(ModelConfig(name_or_path=base, allow_pickle=config.allow_pickle))
-    return ConversionSource(base_source.model_dir, adapter_dir=saved.directory, **common)
+    resolved = resolve_model_source(config.name_or_path)
+    if resolved.adapter is None:
+        return ConversionSource(_model_directory(resolved.weights, config.allow_pickle), **common)
+    base = _model_directory(adapter_base or resolved.weights, config.allow_pickle)
+    return ConversionSource(base, adapter_dir=resolved.adapter, **common)
+
+
+def _model_directory(weights: str, allow_pickle: bool) -> Path:
+    """The directory of a full model: a bundled model's, a local one, or a hub model's snapshot."""
+    from sumlab.models.sources import BUNDLED_MODELS, expand_source
+    from sumlab.runtime.paths import local_path
+
+    if weights in BUNDLED_MODELS:
+        return Path(expand_source(weights))
+    local = local_path(weights)
+    return local if local is not None else _hub_snapshot(weights, allow_pickle)
 
 
 def _hub_snapshot(repo_id: str, allow_pickle: bool) -> Path:

@@ -11,7 +11,13 @@ from sumlab.config import ModelConfig
 from sumlab.errors import SumlabError
 from sumlab.models.family import is_causal
 from sumlab.models.loading import check_weight_format, load_model, load_tokenizer
-from sumlab.models.resolve import find_saved_model, read_adapter_config
+from sumlab.models.resolve import (
+    adapter_base_name,
+    find_saved_model,
+    has_tokenizer,
+    read_adapter_config,
+)
+from sumlab.runtime.paths import missing_local_path
 
 MERGE_TOLERANCE = 1e-4
 PROBE_TEXT = "#Person1#: Could you book a table for two at seven?\n#Person2#: Of course. Under which name?"
@@ -25,12 +31,14 @@ def resolve_adapter_dir(path: str | Path) -> Path:
     hint = "give a PEFT run directory or an adapter directory"
     if found.kind == "missing":
         raise SumlabError(f"adapter path not found: {found.directory}", hint)
-    raise SumlabError(f"no adapter_config.json in {found.directory}", hint)
+    if found.kind == "model":
+        raise SumlabError(f"no adapter_config.json in {found.directory}: it holds a full model", hint)
+    raise SumlabError(f"no adapter_config.json in {found.directory} (nor in its model/)", hint)
 
 
 def adapter_base_model(adapter_dir: Path) -> str:
-    """The base model an adapter was trained on, as its adapter_config.json records it."""
-    return read_adapter_config(adapter_dir).get("base_model_name_or_path") or ""
+    """The base model an adapter was trained on, as its adapter_config.json records it (see ``adapter_base_name``)."""
+    return adapter_base_name(adapter_dir)
 
 
 def attach_adapter(base_model, adapter_path: str | Path, name: str = "default", allow_pickle: bool = False):
@@ -131,6 +139,10 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = No
     base_name = base or adapter_base_model(adapter_dir)
     if not base_name:
         raise SumlabError(f"{adapter_dir} does not record its base model", "pass --model BASE")
+    if base is None and missing_local_path(base_name) is not None:
+        raise SumlabError(
+            f"the adapter in {adapter_dir} was trained on {base_name}, which is not here", "pass --model BASE"
+        )
     model_config = ModelConfig(name_or_path=base_name, dtype="float32", allow_pickle=allow_pickle)
     base_model = load_model(model_config)
     if is_quantized(base_model):
@@ -138,7 +150,8 @@ def merge_adapter(adapter: str | Path, out: str | Path, *, base: str | None = No
             "merging into a quantized base is refused: the merged weights would be rounded to 4/8 bits",
             "load the base in float32 or bfloat16 (not qlora) and merge into that",
         )
-    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(adapter_dir), tokenizer=str(adapter_dir)))
+    own_tokenizer = str(adapter_dir) if has_tokenizer(adapter_dir) else None
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=base_name, tokenizer=own_tokenizer))
     peft_model = attach_adapter(base_model, adapter_dir, allow_pickle=allow_pickle)
     before = probe_logits(peft_model, tokenizer)
     merged = peft_model.merge_and_unload()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig
 
 from sumlab.config import Family, ModelConfig
+from sumlab.models.resolve import resolve_model_source
 from sumlab.models.sources import architecture_config
 
 
@@ -16,10 +17,14 @@ def family_of(hf_config: PretrainedConfig, requested: str = "auto") -> Family:
 
 
 def model_family(config: ModelConfig) -> Family:
-    """The family of ``config``'s model, read from its config alone (no weights are loaded)."""
+    """The family of ``config``'s model, read from its config alone (no weights are loaded).
+
+    An adapter or a run directory has its model's family (an adapter's base's).
+    """
     if config.family != "auto":
         return config.family
-    return family_of(architecture_config(config.name_or_path))
+    weights = config.name_or_path if config.random_init else resolve_model_source(config.name_or_path).weights
+    return family_of(architecture_config(weights))
 
 
 def is_causal(model) -> bool:

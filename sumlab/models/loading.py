@@ -17,6 +17,7 @@ from sumlab.config import ModelConfig, Precision
 from sumlab.errors import SumlabError, first_line
 from sumlab.models.family import auto_model_class, family_of
 from sumlab.models.random_init import build_random_model
+from sumlab.models.resolve import find_saved_model, has_tokenizer, resolve_model_source
 from sumlab.models.sources import (
     BUNDLED_MODELS,
     check_local_exists,
@@ -24,6 +25,7 @@ from sumlab.models.sources import (
     hub_hint,
     is_local,
 )
+from sumlab.runtime.paths import local_path
 from sumlab.runtime.precision import has_native_bf16, refuse_float16_for_t5, warn_if_emulated_bf16
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,17 @@ def check_weight_format(directory: Path, allow_pickle: bool) -> None:
 
 
 def load_tokenizer(config: ModelConfig):
-    """The tokenizer named in ``config`` (its own, or the model's; ByT5's bytes for a bare random init)."""
+    """The tokenizer of ``config``: ``tokenizer`` if given, else the model's (a run's or an adapter's own).
+
+    A bare random init of a hub architecture gets ByT5's bytes. Raises a SumlabError for a local model
+    directory that saved no tokenizer.
+    """
     source = config.tokenizer or config.name_or_path
     if config.tokenizer is None and config.random_init and not is_local(source):
         log.info("no tokenizer for random-init %s offline: using the byte-level ByT5 tokenizer", source)
         return ByT5Tokenizer()
     check_local_exists(source, "tokenizer")
+    source = tokenizer_source(source, given=config.tokenizer is not None)
     try:
         tokenizer = AutoTokenizer.from_pretrained(expand_source(source), trust_remote_code=False)
     except OSError as exc:
@@ -83,13 +90,45 @@ def load_tokenizer(config: ModelConfig):
     return tokenizer
 
 
+def tokenizer_source(name_or_path: str, given: bool = False) -> str:
+    """Where the tokenizer of ``name_or_path`` is: the directory itself when it holds one, else as resolved.
+
+    A run directory's tokenizer is in its ``model/``, an adapter's in its own directory or else its base's.
+    ``given``: the name came from ``--tokenizer`` (``model.tokenizer``), which may be a tokenizer alone.
+    """
+    path = local_path(name_or_path)
+    if path is not None and has_tokenizer(path):
+        return name_or_path
+    if given and path is not None and find_saved_model(path).kind == "other":
+        raise SumlabError(
+            f"{path}: no tokenizer.json or tokenizer_config.json found",
+            "give --tokenizer a directory that holds a tokenizer, a run directory, or a hub id",
+        )
+    source = resolve_model_source(name_or_path)
+    if source.tokenizer is None:
+        raise SumlabError(
+            f"{source.weights}: a model directory without a tokenizer: no tokenizer.json or tokenizer_config.json",
+            "pass --tokenizer, or set model.tokenizer in a config, to the tokenizer the model was trained with",
+        )
+    return source.tokenizer
+
+
 def load_model(config: ModelConfig, device: torch.device | None = None) -> PreTrainedModel:
-    """Load the seq2seq model of ``config`` (or build it at random init), in its dtype, on ``device``."""
+    """Load the model of ``config`` (or build it at random init), in its dtype, on ``device``.
+
+    ``name_or_path`` may be a hub id, a bundled name, a model directory, an adapter directory (loaded on the
+    base it records, for inference) or a run directory (its ``model/``): ``resolve_model_source`` says which.
+    """
     if config.random_init:
         model = build_random_model(config.name_or_path, family=config.family)
         model = model.to(resolve_dtype(config.dtype, model.config.model_type))
     else:
-        model = load_pretrained(config.name_or_path, config.dtype, config.allow_pickle, family=config.family)
+        source = resolve_model_source(config.name_or_path)
+        model = load_pretrained(source.weights, config.dtype, config.allow_pickle, family=config.family)
+        if source.adapter is not None:
+            from sumlab.models.adapters import attach_adapter  # adapters.py imports this module
+
+            model = attach_adapter(model, source.adapter, allow_pickle=config.allow_pickle)
     return model.to(device or pick_device())
 
 
@@ -113,8 +152,7 @@ def load_pretrained(
         raise SumlabError(
             f"could not load the model {name_or_path!r}: {first_line(exc)}", hub_hint(name_or_path)
         ) from None
-    if name_or_path in BUNDLED_MODELS:
-        model.config.name_or_path = name_or_path  # adapters then record the portable name, not a site-packages path
+    set_portable_name(model, name_or_path)
     if model.get_output_embeddings() is not None and (
         model.get_output_embeddings().weight is not model.get_input_embeddings().weight
     ):
@@ -123,3 +161,22 @@ def load_pretrained(
         # lm_head with the embedding, and a saved config.json would tell transformers 4 to tie (and rescale).
         model.config.tie_word_embeddings = False
     return model
+
+
+def portable_model_name(name_or_path: str) -> str:
+    """The name to record for a base model: a hub id or bundled name as given, a local directory's absolute path."""
+    if name_or_path in BUNDLED_MODELS or not is_local(name_or_path):
+        return name_or_path
+    return str(Path(expand_source(name_or_path)).resolve())
+
+
+def set_portable_name(model, name_or_path: str) -> None:
+    """Make ``model`` remember the portable name it was loaded by (``portable_model_name``).
+
+    PEFT records ``model.name_or_path`` (not ``model.config.name_or_path``) as an adapter's
+    ``base_model_name_or_path`` when it wraps the model; transformers sets both to the path it loaded from,
+    which for the bundled demo base is a path inside this installation.
+    """
+    name = portable_model_name(name_or_path)
+    model.name_or_path = name
+    model.config.name_or_path = name

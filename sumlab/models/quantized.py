@@ -20,7 +20,7 @@ def load_4bit_model(config: ModelConfig):
     from peft import prepare_model_for_kbit_training
 
     from sumlab.models.family import model_family
-    from sumlab.models.loading import auto_model_class
+    from sumlab.models.loading import auto_model_class, set_portable_name
     from sumlab.models.sources import resolve_bundled
 
     if config.random_init:
@@ -37,4 +37,5 @@ def load_4bit_model(config: ModelConfig):
         use_safetensors=True,
         trust_remote_code=False,
     )
+    set_portable_name(model, config.name_or_path)  # what its adapters record as their base
     return prepare_model_for_kbit_training(model)

@@ -38,7 +38,7 @@ def build_random_model(name_or_path: str, seed: int = 0, family: str = "auto") -
         config_dict = json.loads(architectures[name_or_path].read_text())
         model_config = AutoConfig.for_model(**config_dict)
     elif is_local(name_or_path) and (Path(expand_source(name_or_path)) / "config.json").is_file():
-        config_dict = json.loads((Path(expand_source(name_or_path)) / "config.json").read_text())
+        config_dict = json.loads((Path(expand_source(name_or_path)) / "config.json").read_text(encoding="utf-8-sig"))
         model_config = AutoConfig.from_pretrained(expand_source(name_or_path), trust_remote_code=False)
     else:
         known = ", ".join(sorted(architectures))

@@ -263,6 +263,28 @@ def test_evaluate_the_lab_csv(lab_csv, tmp_path):
     assert "Δ pts: absolute improvement over original_model_summaries" in " ".join(result.stdout.split())
 
 
+def test_texts_with_unicode_line_separators_go_from_generate_to_evaluate_and_compare(tmp_path, tiny_model_dir):
+    separators = "\u2028\u2029\u0085"  # valid unescaped in JSON; str.splitlines() would break lines there
+    rows = [
+        {"id": f"d{i}", "dialogue": f"#Person1#: hi {i}{separators}#Person2#: hello", "summary": f"A{separators}B {i}"}
+        for i in range(3)
+    ]
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    predictions = tmp_path / "predictions.jsonl"
+    model = ["--model", tiny_model_dir, "--dtype", "float32", "--max-new-tokens", "4", "--name", "tiny"]
+    ok("generate", *model, "--data", data, "--out", predictions)
+    assert all(char in predictions.read_text(encoding="utf-8") for char in separators)  # written unescaped
+    read = read_predictions(predictions)
+    assert read.dialogues == [row["dialogue"] for row in rows]
+    assert read.references == [[row["summary"]] for row in rows]
+
+    ok("evaluate", predictions, "--json", tmp_path / "scores.json")
+    assert list(json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))) == ["tiny"]
+    ok("compare", predictions, "--out", tmp_path / "report")
+    assert (tmp_path / "report" / "results.json").is_file()
+
+
 # ---------------------------------------------------------------- data audit
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sumlab.data.audit import audit_examples, length_stats, round_trip_losses
+from sumlab.data.audit import audit_examples, length_stats, round_trip_losses, token_lengths
 from sumlab.data.loading import DialogueExample, load_split
 from sumlab.text.prompts import TEMPLATES, render_prompt
 
@@ -14,7 +14,10 @@ from sumlab.text.prompts import TEMPLATES, render_prompt
 class NewlineDroppingTokenizer:
     """Encodes characters as their code points but loses newlines, as sentencepiece T5 tokenizers do."""
 
-    def __call__(self, texts):
+    eos_token_id = 1
+
+    def __call__(self, texts=None, text_target=None):
+        texts = texts if texts is not None else text_target  # training encodes summaries as text_target
         if isinstance(texts, str):
             return {"input_ids": self._encode(texts)}
         return {"input_ids": [self._encode(text) for text in texts]}
@@ -102,3 +105,73 @@ def test_audit_finds_round_trip_losses_and_limits_its_sample():
     assert report["round_trip"]["texts_changed"] == 3
     assert report["round_trip"]["most_lost_characters"] == {repr("\n"): 3}
     assert report["distinct_dialogues"] == 5
+
+
+# ---------------------------------------------------------------- counted as training builds its features
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>[user] {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tiny_llama_dir, tmp_path_factory):
+    """The tiny Llama with a chat template, as an instruct model has one."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny-chat-llama") / "model"
+    shutil.copytree(tiny_llama_dir, directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_a_causal_audit_counts_the_chat_template_and_the_end_token_as_training_does(chat_model_dir, dialogsum_dir):
+    from sumlab.config import ModelConfig
+    from sumlab.models.loading import load_tokenizer
+    from sumlab.text.features import LABEL_PAD, tokenize_examples
+
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(chat_model_dir)))
+    assert tokenizer.chat_template == CHAT_TEMPLATE
+    examples = load_split(str(dialogsum_dir), "validation", limit=40)
+    template = TEMPLATES["lab"]
+    sources, targets = token_lengths(examples, tokenizer, template, causal=True)
+    max_source, max_target = 160, 24
+    features, counts = tokenize_examples(examples, tokenizer, template, max_source, max_target, causal=True)
+    for source, target, feature, example in zip(sources, targets, features, examples):
+        prompt = feature["labels"].count(LABEL_PAD)
+        assert prompt == min(source, max_source)  # training's prompt, before it cut the middle out
+        assert len(feature["labels"]) - prompt == min(target, max_target)
+        summary = tokenizer(example.summary, add_special_tokens=False)["input_ids"]
+        assert target == len(summary) + 1  # the end token counts
+        plain = tokenizer(render_prompt(template, example.dialogue))["input_ids"]  # the count before #13
+        assert source > len(plain)  # the chat template's tokens count
+    report = audit_examples(examples, tokenizer, template, max_source, max_target, causal=True)
+    assert report["source_tokens"]["truncated"] == counts.sources > 0
+    assert report["summary_tokens"]["truncated"] == counts.targets > 0
+
+
+def test_data_audit_counts_a_causal_model_as_training_does(chat_model_dir, dialogsum_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from sumlab.cli.app import app
+    from sumlab.config import ModelConfig
+    from sumlab.models.loading import load_tokenizer
+    from sumlab.text.features import tokenize_examples
+
+    out = tmp_path / "audit.json"
+    args = ["data", "audit", "--data", str(dialogsum_dir), "--model", str(chat_model_dir), "--splits", "validation"]
+    limits = ["--max-source-length", "160", "--max-target-length", "24", "--json", str(out)]
+    result = CliRunner().invoke(app, [*args, *limits])
+    assert result.exit_code == 0, f"{result.exception!r}\n{result.output}"
+    report = json.loads(out.read_text(encoding="utf-8"))["validation"]
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(chat_model_dir)))
+    examples = load_split(str(dialogsum_dir), "validation")
+    _, counts = tokenize_examples(examples, tokenizer, TEMPLATES["lab"], 160, 24, causal=True)
+    assert report["rows"] == counts.examples == 500
+    assert report["source_tokens"]["truncated"] == counts.sources > 0
+    assert report["summary_tokens"]["truncated"] == counts.targets > 0

@@ -349,6 +349,29 @@ def test_bytes_that_are_not_utf8(tmp_path):
     assert "UTF-8" in error.hint
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path, suffix):
+    plain = tmp_path / f"plain{suffix}"
+    if suffix == ".csv":
+        write_csv(plain, ROWS)
+    elif suffix == ".jsonl":
+        write_jsonl(plain, ROWS)
+    else:
+        plain.write_text(json.dumps(ROWS), encoding="utf-8")
+    with_bom = tmp_path / f"bom{suffix}"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())  # as Excel and Notepad save UTF-8
+    loaded = load_split(str(with_bom), "train")
+    assert loaded == load_split(str(plain), "train")
+    assert [example.id for example in loaded] == ["a", "b", "c"]  # the "id" column, not "\ufeffid"
+
+
+def test_bytes_that_are_not_utf8_after_a_byte_order_mark_count_the_mark(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "b", "dialogue": "caf\xe9", "summary": "s"}\n')
+    offset = 3 + len('{"id": "b", "dialogue": "caf')
+    raises([f"{path}:1", f"byte 0xe9 at byte offset {offset}"], load_split, str(path), "train")
+
+
 def test_csv_empty_cells_name_lines_and_column(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text('id,dialogue,summary\n1,"a\nb",s\n2,d,\n3,e,f\n4,g,\n', encoding="utf-8")

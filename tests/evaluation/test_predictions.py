@@ -62,6 +62,58 @@ def test_write_then_read_round_trips(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.jsonl"]  # no temporary file left behind
 
 
+LINE_BREAKING = "\u2028\u2029\u0085"  # str.splitlines() breaks at each; JSON holds them unescaped
+
+
+def test_texts_with_unicode_line_separators_round_trip(tmp_path):
+    original = PredictionSet(
+        ids=["test_0", "test_1"],
+        references=[[f"Amy{LINE_BREAKING}greets Bob."], ["Tom\u2028leaves.", "Tom goes\u0085away."]],
+        predictions={"m": [f"Amy says hi{LINE_BREAKING}", "Tom\u2029goes."]},
+        dialogues=["#Person1#: hi\u2028#Person2#: hello", "#Person1#: bye\u0085"],
+    )
+    path = tmp_path / "predictions.jsonl"
+    write_predictions(path, original)
+    text = path.read_text(encoding="utf-8")
+    assert all(char in text for char in LINE_BREAKING)  # written unescaped, as json.dumps(ensure_ascii=False) does
+    assert len(text.splitlines()) > 2  # which is why lines must end at \n only
+    assert read_predictions(path) == original
+
+
+def test_a_predictions_file_or_table_with_a_byte_order_mark_reads_as_without(tmp_path, lab_csv):
+    plain = tmp_path / "predictions.jsonl"
+    write_predictions(plain, sample_set())
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert read_predictions(with_bom) == sample_set()
+
+    csv_with_bom = tmp_path / "lab-bom.csv"
+    csv_with_bom.write_bytes(b"\xef\xbb\xbf" + lab_csv.read_bytes())
+    assert read_table(csv_with_bom, "human_baseline_summaries", LAB_COLUMNS) == read_table(
+        lab_csv, "human_baseline_summaries", LAB_COLUMNS
+    )
+    table = write_lines(tmp_path / "t.jsonl", [{"ref": "r1", "a": "p1"}])
+    table.write_bytes(b"\xef\xbb\xbf" + table.read_bytes())
+    assert read_table(table, "ref", ["a"]).references == [["r1"]]
+
+
+@pytest.mark.parametrize(
+    ("predictions", "says"),
+    [({"m": None}, "is null, not a string"), ({"m": 3}, "is a number"), ({"m": ["x"]}, "is an array")],
+)
+def test_a_summary_that_is_not_text_is_refused(tmp_path, predictions, says):
+    path = write_lines(
+        tmp_path / "p.jsonl", [row("a", m="x"), {"id": "b", "references": ["r"], "predictions": predictions}]
+    )
+    message = error_of(read_predictions, path)
+    assert f"{path}:2: the prediction of model 'm' {says}" in message
+
+
+def test_a_reference_that_is_not_text_is_refused(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [{"id": "a", "references": ["r", None], "predictions": {"m": "x"}}])
+    assert f"{path}:1: a reference is not a string" in error_of(read_predictions, path)
+
+
 def test_reading_accepts_a_single_reference_string_and_blank_lines(tmp_path):
     path = write_lines(tmp_path / "p.jsonl", [{"id": 7, "references": "only one", "predictions": {"m": "x"}}, ""])
     loaded = read_predictions(path)

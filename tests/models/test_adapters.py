@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,47 @@ def test_a_missing_adapter_is_a_clear_error(tiny_model_dir, tmp_path):
         merge_adapter(tmp_path / "nowhere", tmp_path / "merged")
     with pytest.raises(SumlabError, match="no adapter_config.json"):
         attach_adapter(fresh_base(tiny_model_dir), tiny_model_dir)  # a full model, not an adapter
+
+
+# ---------------------------------------------------------------- the base an adapter records
+
+
+def recorded_base(adapter_dir: Path) -> str:
+    return json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+
+
+def test_an_adapter_on_the_bundled_base_records_its_name_and_a_moved_run_still_merges_and_loads(
+    tiny_train_config, tmp_path
+):
+    from sumlab.config import ModelConfig
+    from sumlab.models.loading import load_model, load_tokenizer
+
+    trained = training.train(short_config(tiny_train_config, "sumlab-tiny-t5", "lora"), out_dir=tmp_path / "a" / "lora")
+    assert recorded_base(trained.model_dir) == "sumlab-tiny-t5"  # not a path into this installation
+    moved = tmp_path / "b" / "lora"  # another machine, as far as the run can tell
+    shutil.copytree(trained.run_dir, moved)
+    shutil.rmtree(tmp_path / "a")
+
+    report = merge_adapter(moved, tmp_path / "merged")
+    assert report["base"] == "sumlab-tiny-t5" and report["max_abs_logit_difference"] <= 1e-4
+    config = ModelConfig(name_or_path=str(moved), dtype="float32")
+    loaded, tokenizer = load_model(config).eval(), load_tokenizer(config)
+    merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "merged").eval()
+    torch.testing.assert_close(probe_logits(loaded, tokenizer), probe_logits(merged, tokenizer), atol=1e-4, rtol=0)
+
+
+def test_the_recorded_base_is_a_hub_id_as_given_and_a_local_directory_in_full(tiny_model_dir, tmp_path, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    from sumlab.models.loading import portable_model_name, set_portable_name
+
+    assert portable_model_name("google/flan-t5-small") == "google/flan-t5-small"
+    assert portable_model_name("sumlab-tiny-t5") == "sumlab-tiny-t5"
+    monkeypatch.chdir(tiny_model_dir.parent)
+    assert portable_model_name(f"./{tiny_model_dir.name}") == str(tiny_model_dir.resolve())
+
+    model = fresh_base(tiny_model_dir)
+    set_portable_name(model, "google/flan-t5-small")  # as if loaded from the hub cache
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q"]))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert recorded_base(tmp_path / "adapter") == "google/flan-t5-small"

@@ -203,8 +203,8 @@ def test_missing_tokenizer_path(tmp_path):
 def test_directory_without_weights_is_refused(tmp_path, tiny_model_dir):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(SumlabError, match="no model weights"):
-        load_model(tiny_config(empty))
+    with pytest.raises(SumlabError, match="empty: no config.json, adapter_config.json or model/ found"):
+        load_model(tiny_config(empty))  # not a model at all: the resolver says what it expected
     config_only = tmp_path / "config-only"
     config_only.mkdir()
     shutil.copy(tiny_model_dir / "config.json", config_only / "config.json")

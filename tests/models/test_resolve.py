@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from sumlab.errors import SumlabError
-from sumlab.models.resolve import SavedModel, find_saved_model, require_saved_model
+from sumlab.models.resolve import (
+    ModelSource,
+    SavedModel,
+    adapter_base_name,
+    find_saved_model,
+    require_saved_model,
+    resolve_model_source,
+)
 from sumlab.runtime.paths import local_path, missing_local_path
 
 
@@ -88,7 +95,95 @@ def test_every_caller_resolves_the_same_way_and_keeps_its_own_errors(tmp_path):
         (resolve_model_dir, lora_run, "holds an adapter, not a full model"),
         (resolve_model_dir, tmp_path / "empty", "no config.json"),
         (require_saved_model, tmp_path / "nowhere", "model path not found"),
-        (require_saved_model, tmp_path / "empty", "no model or adapter"),
+        (require_saved_model, tmp_path / "empty", "empty: no config.json, adapter_config.json or model/ found"),
     ]:
         with pytest.raises(SumlabError, match=words):
             call(path)
+
+
+# ---------------------------------------------------------------- what --model resolves to
+
+
+def with_tokenizer(directory: Path) -> Path:
+    (directory / "tokenizer.json").write_text("{}", encoding="utf-8")
+    return directory
+
+
+def adapter_on(directory: Path, base: str | None) -> Path:
+    directory.mkdir(parents=True)
+    config = {"peft_type": "LORA", "base_model_name_or_path": base}
+    (directory / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return directory
+
+
+def test_a_hub_id_or_bundled_name_is_its_own_weights_and_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("google/flan-t5-base", "sumlab-tiny-t5"):
+        assert resolve_model_source(name) == ModelSource(name, tokenizer=name)
+
+
+def test_a_model_directory_and_a_full_run_resolve_to_the_model(tmp_path):
+    model = with_tokenizer(saved(tmp_path / "merged", "config.json"))
+    run = tmp_path / "full-run"
+    with_tokenizer(saved(run / "model", "config.json"))
+    assert resolve_model_source(str(model)) == ModelSource(str(model), tokenizer=str(model))
+    assert resolve_model_source(str(run)) == ModelSource(str(run / "model"), tokenizer=str(run / "model"))
+    assert resolve_model_source(str(run / "model")) == resolve_model_source(str(run))
+    bare = saved(tmp_path / "bare", "config.json")
+    assert resolve_model_source(str(bare)) == ModelSource(str(bare), tokenizer=None)  # loading says so
+
+
+def test_an_adapter_resolves_to_its_recorded_base_and_its_own_tokenizer(tmp_path):
+    base = saved(tmp_path / "base", "config.json")
+    run = tmp_path / "lora-run"
+    adapter = with_tokenizer(adapter_on(run / "model", str(base)))
+    expected = ModelSource(str(base), adapter=adapter, tokenizer=str(adapter))
+    assert resolve_model_source(str(run)) == resolve_model_source(str(adapter)) == expected
+    no_tokenizer = adapter_on(tmp_path / "hub-adapter", "google/flan-t5-small")
+    assert resolve_model_source(str(no_tokenizer)) == ModelSource(
+        "google/flan-t5-small", adapter=no_tokenizer, tokenizer="google/flan-t5-small"
+    )
+
+
+def test_an_adapter_trained_on_the_bundled_base_of_another_installation_finds_it_here(tmp_path):
+    from sumlab.models.adapters import adapter_base_model
+
+    old_path = "/home/someone/.venv/lib/python3.11/site-packages/sumlab/demo/sumlab-tiny-t5"
+    adapter = adapter_on(tmp_path / "adapter", old_path)
+    assert adapter_base_name(adapter) == adapter_base_model(adapter) == "sumlab-tiny-t5"
+    assert resolve_model_source(str(adapter)).weights == "sumlab-tiny-t5"
+    other = adapter_on(tmp_path / "other", "/models/my-t5")  # any other path is kept as recorded
+    assert adapter_base_name(other) == "/models/my-t5"
+
+
+@pytest.mark.parametrize(
+    ("layout", "says"),
+    [
+        ("empty", "{root}: no config.json, adapter_config.json or model/ found"),
+        ("empty model/", "{root}/model: no config.json or adapter_config.json found"),
+        ("unfinished run", "{root}: a run directory without model/: its training did not finish"),
+        ("a file", "{root} is a file, not a directory"),
+        ("adapter without a base", "{root}: an adapter that records no base model"),
+        ("adapter on a missing base", "{root}: an adapter trained on {root}/gone, which is not here"),
+    ],
+)
+def test_a_path_that_holds_no_usable_model_says_what_it_found(tmp_path, layout, says):
+    root = tmp_path / "x"
+    if layout == "a file":
+        root.write_text("hello", encoding="utf-8")
+    elif layout == "adapter without a base":
+        adapter_on(root, None)
+    elif layout == "adapter on a missing base":
+        adapter_on(root, str(root / "gone"))
+    else:
+        root.mkdir()
+        (root / {"empty": ".", "empty model/": "model", "unfinished run": "checkpoints"}[layout]).mkdir(exist_ok=True)
+    with pytest.raises(SumlabError) as info:
+        resolve_model_source(str(root))
+    assert str(info.value).startswith(says.format(root=root))
+    assert info.value.hint  # every one of them says what to do
+
+
+def test_a_missing_local_path_is_not_asked_of_the_hub(tmp_path):
+    with pytest.raises(SumlabError, match="model path not found"):
+        resolve_model_source(str(tmp_path / "nowhere"))
