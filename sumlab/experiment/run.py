@@ -77,24 +77,31 @@ class ExperimentPaths:
         return RunPaths(self.runs / model_name)
 
 
+def check_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> None:
+    """Refuse a directory that holds something else: a non-experiment, or another experiment without --overwrite."""
+    paths = ExperimentPaths(Path(root))
+    if not (paths.root.exists() and any(paths.root.iterdir())):
+        return
+    if not paths.config.is_file():  # never delete, or add to, a directory that is not an experiment
+        raise SumlabError(
+            f"{paths.root} is not empty and holds no experiment (no config.yaml)",
+            "choose another --out",
+        )
+    if not overwrite and paths.config.read_text(encoding="utf-8") != config_yaml:
+        raise SumlabError(
+            f"{paths.root} holds another experiment (its config differs)",
+            "use another --out, or --overwrite to start again",
+        )
+
+
 def prepare_experiment_dir(root: Path, config_yaml: str, overwrite: bool) -> ExperimentPaths:
     """Create the experiment directory, or reopen it to continue when its config is the same."""
     import shutil
 
+    check_experiment_dir(root, config_yaml, overwrite)
     paths = ExperimentPaths(Path(root))
-    if paths.root.exists() and any(paths.root.iterdir()):
-        if overwrite and not paths.config.is_file():  # never delete a directory that is not an experiment
-            raise SumlabError(
-                f"{paths.root} is not empty and holds no experiment (no config.yaml), so --overwrite won't delete it",
-                "choose another --out",
-            )
-        if overwrite:
-            shutil.rmtree(paths.root)
-        elif not paths.config.is_file() or paths.config.read_text(encoding="utf-8") != config_yaml:
-            raise SumlabError(
-                f"{paths.root} holds another experiment (its config differs)",
-                "use another --out, or --overwrite to start again",
-            )
+    if overwrite and paths.config.is_file():
+        shutil.rmtree(paths.root)
     paths.root.mkdir(parents=True, exist_ok=True)
     if not paths.config.is_file():
         write_text_atomic(paths.config, config_yaml)
@@ -224,7 +231,7 @@ def experiment_setup(config: ExperimentConfig, groups: list[ReferenceGroup], pat
 
     import sumlab
 
-    stage_seconds = [json.loads(p.read_text())["seconds"] for p in paths.stages.glob("*.json")]
+    stage_seconds = [json.loads(p.read_text(encoding="utf-8"))["seconds"] for p in paths.stages.glob("*.json")]
     references = sum(len(g.references) for g in groups)
     return Setup(
         base_model=", ".join(dict.fromkeys(_describe_base(config.base_model(entry)) for entry in config.models)),
@@ -277,8 +284,9 @@ def run_experiment(
     root = Path(out_dir or config.output_dir or Path("experiments") / config.name)
     config.check_paths()  # a typo in a path fails now, not after hours of training the others
     check_engine_ready(config.generation)  # so does a missing ctranslate2, or float16 on a CPU
+    check_experiment_dir(root, to_yaml(config), overwrite)
+    groups = evaluation_groups(config)  # a broken test file fails before the directory is made
     paths = run_on_main(prepare_experiment_dir, root, to_yaml(config), overwrite)  # the others wait for it
-    groups = evaluation_groups(config)
     stages = [
         (f"train-{entry.name}", lambda entry=entry: train_model(config, entry, paths))
         for entry in config.models

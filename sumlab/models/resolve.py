@@ -141,6 +141,13 @@ def resolve_model_source(name_or_path: str) -> ModelSource:
     return ModelSource(base, adapter=directory, tokenizer=str(directory) if has_tokenizer(directory) else base)
 
 
+def refuse_adapter_as_base(name_or_path: str, use: str, hint: str) -> None:
+    """Raise when ``name_or_path`` resolves to an adapter where ``use`` needs a full model to start from."""
+    adapter = resolve_model_source(name_or_path).adapter
+    if adapter is not None:
+        raise SumlabError(f"{adapter} is an adapter, and {use} starts from a full model", hint)
+
+
 def adapter_base_name(adapter_dir: Path) -> str:
     """The base model an adapter records (``""`` when none), as a name that loads on this machine.
 

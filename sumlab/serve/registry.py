@@ -43,7 +43,7 @@ from sumlab.models.adapters import (
 )
 from sumlab.models.family import is_causal
 from sumlab.models.loading import load_model, load_tokenizer
-from sumlab.models.resolve import find_saved_model, read_adapter_config
+from sumlab.models.resolve import find_saved_model, read_adapter_config, refuse_adapter_as_base
 from sumlab.serve.schemas import BASE_MODEL_NAME
 from sumlab.text.encoding import position_limit, prompt_ids
 from sumlab.text.prompts import TEMPLATES, check_template
@@ -272,6 +272,9 @@ def load_registry(
         compute_type: the engine's compute type (``ctranslate2`` only).
     """
     check_unique_names([*adapters, *merged])
+    refuse_adapter_as_base(
+        base.name_or_path, "serving", "serve its base as --model and the adapter with --adapter NAME=PATH"
+    )
     if engine == "ctranslate2":
         return load_engine_registry(base, adapters, merged, template, compute_type)
     tokenizer = load_tokenizer(base)
@@ -402,7 +405,7 @@ def recorded_template(model_dir: Path) -> str | None:
         candidates.append(model_dir.parent / "prompt.txt")
     for candidate in candidates:
         if candidate.is_file():
-            return check_template(candidate.read_text(encoding="utf-8"))
+            return check_template(candidate.read_text(encoding="utf-8-sig"))
     return None
 
 

@@ -55,7 +55,7 @@ def deepspeed_zero_stage() -> int | None:
         return int(stage)
     config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     if config_file and Path(config_file).is_file():
-        stage = json.loads(Path(config_file).read_text(encoding="utf-8")).get("zero_optimization", {}).get("stage")
+        stage = json.loads(Path(config_file).read_text(encoding="utf-8-sig")).get("zero_optimization", {}).get("stage")
         return int(stage) if str(stage).isdigit() else None
     return None
 

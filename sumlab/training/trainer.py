@@ -33,6 +33,7 @@ from sumlab.models.family import is_causal, model_family
 from sumlab.models.loading import load_model, load_tokenizer
 from sumlab.models.parameters import count_parameters, size_on_disk
 from sumlab.models.peft_methods import add_peft
+from sumlab.models.resolve import refuse_adapter_as_base
 from sumlab.runtime.distributed import (
     distributed_state,
     run_on_main,
@@ -133,6 +134,11 @@ def check_checkpoint_steps(config: TrainConfig) -> None:
 
 def build_trainable_model(config: TrainConfig):
     """The base model with the configured method applied: the one place where methods differ."""
+    refuse_adapter_as_base(
+        config.model.name_or_path,
+        "training",
+        "train from its base model, or merge it first (sumlab merge --adapter PATH --out DIR) and train from DIR",
+    )
     if config.peft.method == "qlora":
         from sumlab.models.quantized import load_4bit_model
 

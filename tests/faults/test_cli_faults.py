@@ -124,6 +124,14 @@ CASES = {
         ("was trained on /nowhere/base-model, which is not here", "pass --model BASE"),
         lambda work, model: adapter(work, "lora", "/nowhere/base-model"),
     ),
+    "train-from-an-adapter": Case(
+        ["train", "train.yaml"],
+        ("lora is an adapter, and training starts from a full model", "sumlab merge"),
+        lambda work, model: (
+            adapter(work, "lora", str(model)),
+            (work / "train.yaml").write_text("model: {name_or_path: lora}\n", encoding="utf-8"),
+        ),
+    ),
     # bad option values
     "generate-name-with-a-path": Case([*GENERATE, "--model", "{model}", "--name", "../up"], ("invalid name '../up'",)),
     "generate-limit-zero": Case([*GENERATE, "--model", "{model}", "--limit", "0"], ("Invalid value for '--limit'",)),

@@ -18,6 +18,7 @@ class Case:
     says: tuple[str, ...]
     command: str = "train"  # or run: an experiment config
     overrides: tuple[str, ...] = ()
+    files: tuple[tuple[str, bytes], ...] = ()  # (path, bytes) written beside the config
 
 
 def config(text: str) -> bytes:
@@ -71,6 +72,12 @@ CASES = {
         ("data.source: path not found: no-such-data",),
         command="run",
     ),
+    "experiment-test-file-malformed": Case(
+        config(TRAIN.replace("sumlab-demo", "./bad-data") + "models:\n  - {name: base, kind: zero_shot}\n"),
+        ("bad-data/test.jsonl:2: invalid JSON",),
+        command="run",
+        files=(("bad-data/test.jsonl", b'{"dialogue": "#Person1#: Hi.", "summary": "A greeting."}\n{not json\n'),),
+    ),
 }
 
 
@@ -80,6 +87,9 @@ def test_a_bad_config_is_refused_in_one_line(name, tmp_path, monkeypatch, capsys
     if case.yaml is not None:
         (tmp_path / "config.yaml").write_bytes(case.yaml)
     (tmp_path / "empty").mkdir()
+    for path, data in case.files:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
     args = [case.command, "config.yaml", *[item for override in case.overrides for item in ("--set", override)]]
     line = run_refused(args, tmp_path, monkeypatch, capsys)
     assert_says(line, *case.says)

@@ -241,6 +241,11 @@ def launch_cases(
         "token-variable-empty": ([*model, "--api-key-env", "SUMLAB_FAULT_EMPTY"], {"SUMLAB_FAULT_EMPTY": " "}, []),
         "adapter-name-unsafe": ([*model, "--adapter", "../x=/tmp"], {}, ["invalid name"]),
         "merged-path-missing": ([*model, "--merged", "m=/no/such/model"], {}, ["path not found"]),
+        "base-is-an-adapter": (
+            ["--model", str(prefix)],
+            {},
+            ["is an adapter, and serving starts from a full model", "--adapter NAME=PATH"],
+        ),
         "adapter-of-other-shapes": (
             [*model, "--adapter", f"wide={other_shapes}"],
             {},
