@@ -25,14 +25,13 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from machine import machine_info  # benchmarks/machine.py (the script's own folder)
+from machine import machine_info, run_arm_in_fresh_process  # benchmarks/machine.py (the script's own folder)
 
 ARMS = ("full_logits", "labelled_head")
 ARCHITECTURE = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -156,22 +155,10 @@ def main() -> None:
 
     arms = {}
     for arm in ARMS:
-        command = [sys.executable, __file__, "--arm", arm, "--data", args.data, "--batch-size", str(args.batch_size)]
-        command += ["--steps", str(args.steps), "--threads", str(args.threads)]
-        command += [
-            "--max-source-length",
-            str(args.max_source_length),
-            "--max-target-length",
-            str(args.max_target_length),
-        ]
-        completed = subprocess.run(command, capture_output=True, text=True)
-        if completed.returncode != 0:
-            sys.exit(f"arm {arm} failed:\n{completed.stderr[-3000:]}")
-        arms[arm] = json.loads(completed.stdout.strip().splitlines()[-1])
-        print(
-            f"{arm}: {arms[arm]['step_seconds_median']}s/step, peak RSS {arms[arm]['peak_rss_bytes'] / 2**30:.2f} GiB",
-            flush=True,
-        )
+        options = ["--data", args.data, "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+        options += ["--threads", str(args.threads), "--max-source-length", str(args.max_source_length)]
+        options += ["--max-target-length", str(args.max_target_length)]
+        arms[arm] = run_arm_in_fresh_process(__file__, arm, options)
 
     before, after = arms["full_logits"], arms["labelled_head"]
     report = {

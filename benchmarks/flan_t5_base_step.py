@@ -19,13 +19,12 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from machine import machine_info  # benchmarks/machine.py (the script's own folder)
+from machine import machine_info, run_arm_in_fresh_process  # benchmarks/machine.py (the script's own folder)
 
 ARMS = ("full", "lora")
 LEARNING_RATES = {"full": 1e-5, "lora": 1e-3}  # the lab's
@@ -126,32 +125,10 @@ def main() -> None:
 
     arms = {}
     for arm in ARMS:
-        command = [
-            sys.executable,
-            __file__,
-            "--arm",
-            arm,
-            "--data",
-            args.data,
-            "--batch-size",
-            str(args.batch_size),
-            "--steps",
-            str(args.steps),
-            "--max-source-length",
-            str(args.max_source_length),
-            "--max-target-length",
-            str(args.max_target_length),
-            "--threads",
-            str(args.threads),
-        ]
-        completed = subprocess.run(command, capture_output=True, text=True)
-        if completed.returncode != 0:
-            sys.exit(f"arm {arm} failed:\n{completed.stderr[-3000:]}")
-        arms[arm] = json.loads(completed.stdout.strip().splitlines()[-1])
-        print(
-            f"{arm}: {arms[arm]['step_seconds_median']}s/step, peak RSS {arms[arm]['peak_rss_bytes'] / 2**30:.2f} GiB",
-            flush=True,
-        )
+        options = ["--data", args.data, "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+        options += ["--max-source-length", str(args.max_source_length)]
+        options += ["--max-target-length", str(args.max_target_length), "--threads", str(args.threads)]
+        arms[arm] = run_arm_in_fresh_process(__file__, arm, options)
 
     full, lora = arms["full"], arms["lora"]
     report = {

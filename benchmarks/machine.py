@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
 
 import torch
 import transformers
@@ -30,3 +33,16 @@ def machine_info(**extra) -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def run_arm_in_fresh_process(script: str, arm: str, options: list[str]) -> dict:
+    """Run ``script --arm ARM *options`` in a new Python process (so its peak RSS is its own) and return the
+    JSON object its last output line holds; print its step time and peak RSS. Exit with its stderr if it fails."""
+    completed = subprocess.run([sys.executable, script, "--arm", arm, *options], capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"arm {arm} failed:\n{completed.stderr[-3000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    print(
+        f"{arm}: {result['step_seconds_median']}s/step, peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True
+    )
+    return result
