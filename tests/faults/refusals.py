@@ -27,8 +27,15 @@ def run_refused(args: list, workdir: Path, monkeypatch, capsys) -> str:
     """Run ``sumlab *args`` in ``workdir``; check it was refused cleanly, and return its one error line."""
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(sys, "argv", ["sumlab", *[str(arg) for arg in args]])
     before = snapshot(workdir)
+    line = refused_line(args, monkeypatch, capsys)
+    assert snapshot(workdir) == before, "a refused command changed the work directory"
+    return line
+
+
+def refused_line(args: list, monkeypatch, capsys) -> str:
+    """Run ``sumlab *args``; check exit code 2, no traceback and one ``error: <what> (<hint>)`` line; return it."""
+    monkeypatch.setattr(sys, "argv", ["sumlab", *[str(arg) for arg in args]])
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         main()
@@ -40,7 +47,6 @@ def run_refused(args: list, workdir: Path, monkeypatch, capsys) -> str:
     line = lines[0]
     assert line.startswith("error: ")
     assert line.endswith(")") and " (" in line  # the hint: what to do about it
-    assert snapshot(workdir) == before, "a refused command changed the work directory"
     return line
 
 
