@@ -618,7 +618,11 @@ def arch_report(context: dict, cells: list[dict], peaks: dict, complete: bool) -
                 "order": "length-sorted, longest first (sumlab.generation.batching)",
                 "sumlab_default": args.batch_size is None and args.max_batch_tokens is None,
             },
-            "threads": {"torch": args.threads, "ctranslate2_intra_threads": args.threads},
+            "threads": {
+                "torch": args.threads,
+                "ctranslate2": f"{args.threads} single-threaded workers (inter_threads {args.threads}, intra_threads 1):"
+                " each batch split between them, every batch queued before the first result is awaited",
+            },
             "repeats": args.repeats,
             "warmup": f"each arm once on {WARMUP_DIALOGUES} dialogues with {min(args.new_tokens)} new tokens, untimed",
             "arms": {

@@ -145,11 +145,28 @@ def summarize(
         _generation_mode(model),
         progress_bar(describe("generate"), sum(map(len, mine)), unit="dialogues", show=show) as bar,
     ):
-        for batch in mine:
-            texts, _ = generate_from_ids(model, tokenizer, [encoded[i] for i in batch], settings)
+        for batch, (texts, _) in zip(
+            mine, batch_results(model, tokenizer, [[encoded[i] for i in b] for b in mine], settings)
+        ):
             pairs += zip(batch, texts)
             bar.advance(len(batch))
     return gather_in_input_order(pairs, len(dialogues), state.num_processes)
+
+
+def batch_results(
+    model, tokenizer, batches: Sequence[Sequence[Sequence[int]]], settings: GenerationSettings
+) -> Iterator[tuple[list[str], list[int]]]:
+    """``generate_from_ids`` of each batch of prompt ids, in order.
+
+    An engine has every batch queued before the first result is awaited, so that its workers never wait for
+    each other between batches; a torch model generates one batch at a time.
+    """
+    if is_engine(model):
+        pending = [model.submit(tokenizer, batch, settings) for batch in batches]
+        yield from (batch.result() for batch in pending)
+    else:
+        for batch in batches:
+            yield generate_from_ids(model, tokenizer, batch, settings)
 
 
 def generate_from_ids(

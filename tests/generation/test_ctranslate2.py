@@ -368,3 +368,67 @@ def test_beams_with_no_repeat_ngram_warn_that_summaries_may_differ(test_groups, 
         summarize(engine, tokenizer, list(test_groups)[:4], settings)
     warnings = [record for record in caplog.records if "no_repeat_ngram_size" in record.getMessage()]
     assert len(warnings) == 1  # once per process
+
+
+# ---------------------------------------------------------------- workers
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 16, 17])
+@pytest.mark.parametrize("parts", [1, 2, 3, 8])
+def test_split_evenly_keeps_order_and_balances_the_parts(count, parts):
+    from sumlab.generation.ctranslate2_engine import split_evenly
+
+    items = list(range(count))
+    split = split_evenly(items, parts)
+    assert [item for part in split for item in part] == items
+    assert len(split) == max(1, min(parts, count))
+    sizes = [len(part) for part in split]
+    assert max(sizes) - min(sizes) <= 1
+    assert count == 0 or min(sizes) >= 1
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["t5", "llama"])
+def test_workers_give_the_summaries_of_one_worker(causal, tiny_llama_dir, test_groups):
+    """Each batch split between 3 single-threaded workers gives what one worker gives for the whole batch."""
+    from sumlab.generation.conversion import HF_DIR, converted_model
+
+    config = ModelConfig(name_or_path=str(tiny_llama_dir), dtype="float32") if causal else TINY_T5
+    directory = converted_model(config, "float32")
+    tokenizer = load_tokenizer(ModelConfig(name_or_path=str(directory / HF_DIR)))
+    one = CTranslate2Engine.load(directory, "float32", device="cpu", threads=1)
+    three = CTranslate2Engine.load(directory, "float32", device="cpu", threads=3)
+    assert (one.workers, three.workers) == (1, 3)
+    settings = GenerationSettings(max_new_tokens=32, batch_size=16)
+    dialogues = list(test_groups)
+    assert summarize(three, tokenizer, dialogues, settings) == summarize(one, tokenizer, dialogues, settings)
+
+
+def test_summarize_queues_every_batch_of_an_engine_before_it_waits(test_groups):
+    """The workers never idle between batches: all batches are submitted before the first result is awaited."""
+    engine, tokenizer = load_engine(TINY_T5, "float32")
+    events: list[str] = []
+
+    class Recorded:
+        def __init__(self, pending):
+            self.pending = pending
+
+        def result(self):
+            events.append("result")
+            return self.pending.result()
+
+    class RecordingEngine:
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def submit(self, *args):
+            events.append("submit")
+            return Recorded(engine.submit(*args))
+
+    settings = GenerationSettings(max_new_tokens=8, batch_size=4)
+    dialogues = list(test_groups)[:12]
+    assert summarize(RecordingEngine(), tokenizer, dialogues, settings) == summarize(
+        engine, tokenizer, dialogues, settings
+    )
+    batches = events.count("submit")
+    assert batches >= 3  # 12 dialogues, at most 4 a batch
+    assert events == ["submit"] * batches + ["result"] * batches, events
