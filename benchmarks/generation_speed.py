@@ -371,23 +371,23 @@ Runner = Callable[[list[str], int], tuple[list[str], Work]]
 def counting_work(work: Work) -> Iterator[None]:
     """Count into ``work`` the prompt and generated tokens of every batch that ``summarize`` generates.
 
-    ``summarize`` calls ``sumlab.generation.batching.generate_from_ids`` once per batch, for a torch model and
-    an engine alike, and it returns each row's generated tokens (up to and including the end token, padding
-    left out); it is wrapped for the block, and restored after.
+    ``summarize`` takes each batch's summaries and token counts from ``sumlab.generation.batching.batch_results``,
+    for a torch model and an engine alike; the counts are each row's generated tokens (up to and including the
+    end token, padding left out). It is wrapped for the block, and restored after.
     """
-    original = batching.generate_from_ids
+    original = batching.batch_results
 
-    def counted(model, tokenizer, batch, settings, **extra):
-        texts, counts = original(model, tokenizer, batch, settings, **extra)
-        for ids, new_tokens in zip(batch, counts):
-            work.add(len(ids), int(new_tokens))
-        return texts, counts
+    def counted(model, tokenizer, batches, settings):
+        for batch, (texts, counts) in zip(batches, original(model, tokenizer, batches, settings)):
+            for ids, new_tokens in zip(batch, counts):
+                work.add(len(ids), int(new_tokens))
+            yield texts, counts
 
-    batching.generate_from_ids = counted
+    batching.batch_results = counted
     try:
         yield
     finally:
-        batching.generate_from_ids = original
+        batching.batch_results = original
 
 
 def lab_runner(model, tokenizer, shape: ModelShape) -> Runner:

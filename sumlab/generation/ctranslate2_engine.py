@@ -108,7 +108,8 @@ class CTranslate2Engine:
         generation_config = GenerationConfig.from_pretrained(directory / HF_DIR)
         runner_class = ctranslate2.Generator if is_causal_config(hf_config) else ctranslate2.Translator
         gpus = ctranslate2.get_cuda_device_count() if device == "cuda" else 1
-        workers = 1 if device == "cuda" else max(threads or torch.get_num_threads(), 1)
+        torch_threads = torch.get_num_threads()
+        workers = 1 if device == "cuda" else max(threads or torch_threads, 1)
         runner = runner_class(
             str(directory),
             device=device,
@@ -117,6 +118,7 @@ class CTranslate2Engine:
             inter_threads=workers,
             intra_threads=1 if device == "cpu" else threads or torch.get_num_threads(),
         )
+        torch.set_num_threads(torch_threads)  # CTranslate2 sets this thread's OpenMP threads to its intra_threads
         vocabulary = read_vocabulary(directory)
         token_ids = {token: index for index, token in enumerate(vocabulary)} if vocabulary else None
         return cls(runner, hf_config, generation_config, directory, device, compute_type, token_ids, workers)

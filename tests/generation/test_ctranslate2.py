@@ -432,3 +432,17 @@ def test_summarize_queues_every_batch_of_an_engine_before_it_waits(test_groups):
     batches = events.count("submit")
     assert batches >= 3  # 12 dialogues, at most 4 a batch
     assert events == ["submit"] * batches + ["result"] * batches, events
+
+
+def test_loading_an_engine_keeps_torch_threads(tiny_model_dir):
+    """CTranslate2 sets the loading thread's OpenMP threads to its own (1 a worker): torch's must stay as they were."""
+    from sumlab.generation.conversion import converted_model
+
+    directory = converted_model(TINY_T5, "float32")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        CTranslate2Engine.load(directory, "float32", device="cpu", threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
