@@ -48,3 +48,21 @@ def build_arch_tokenizer(data: Path, vocab_size: int, causal: bool):
     rows = load_split(str(data), "train")
     texts = [row.dialogue for row in rows] + [row.summary for row in rows]
     return train_tokenizer(texts, vocab_size=vocab_size, causal=causal)
+
+
+def trainer_optimizer(parameters, learning_rate: float, weight_decay: float = 0.0):
+    """The optimizer sumlab's training gets, and a line that says which: the one transformers' Trainer builds for
+    its default ``optim`` (``adamw_torch_fused`` in transformers 5: AdamW with ``fused=True``, which torch also
+    has for CPUs), for ``parameters``.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory() as folder:
+        args = TrainingArguments(output_dir=folder, learning_rate=learning_rate, use_cpu=True, report_to="none")
+    optimizer_class, options = Trainer.get_optimizer_cls_and_kwargs(args)
+    optimizer = optimizer_class(parameters, weight_decay=weight_decay, **options)
+    shown = ", ".join(f"{key} {value}" for key, value in options.items() if key in ("lr", "fused"))
+    return (
+        optimizer,
+        f"{optimizer_class.__name__} ({args.optim}, the Trainer's default): {shown}, weight decay {weight_decay}",
+    )

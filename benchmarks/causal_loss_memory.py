@@ -8,15 +8,18 @@ training examples of 320 tokens: the lab prompt cut to 272 byte-level tokens (By
 48, so that about 15% of the tokens carry labels, as with Qwen's own tokenizer (a 191-token prompt against
 a 33-token summary on average).
 
-Two arms, each in its own subprocess so that its peak RSS (``ru_maxrss``) is its own, each one the Trainer's
+Three arms, each in its own subprocess so that its peak RSS (``ru_maxrss``) is its own, each one the Trainer's
 ``compute_loss`` as sumlab calls it:
 
 - ``full_logits``: before, a Seq2SeqTrainer with ``compute_loss_func=token_mean_loss``: the head at every position,
   then the shifted slice of the logits and the cross-entropy over it;
-- ``labelled_head``: now, ``TokenMeanLossTrainer``: the head only at the positions that predict a label.
+- ``labelled_head``: now, ``TokenMeanLossTrainer``: the head only at the positions that predict a label;
+- ``labelled_head_checkpointed``: the same with activation checkpointing, as ``train.gradient_checkpointing: true``
+  sets it (non-reentrant; configs/qwen2.5-0.5b-lora.yaml turns it on): each layer's activations are recomputed
+  in the backward pass instead of kept, for about a third more forward compute.
 
-Each step is ``compute_loss``, backward and an AdamW step; one warm-up step, then ``--steps`` timed ones on the same
-batches in both arms.
+Each step is ``compute_loss``, backward and a step of the optimizer sumlab's training gets (the Trainer's default,
+fused AdamW); one warm-up step, then ``--steps`` timed ones on the same batches in every arm.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import time
 from pathlib import Path
 
 import torch
-from machine import machine_info, run_arm_in_fresh_process  # benchmarks/machine.py (the script's own folder)
+from arch import trainer_optimizer  # benchmarks/arch.py (the script's own folder)
+from machine import machine_info, run_arm_in_fresh_process  # benchmarks/machine.py
 
-ARMS = ("full_logits", "labelled_head")
+ARMS = ("full_logits", "labelled_head", "labelled_head_checkpointed")
 ARCHITECTURE = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
@@ -93,6 +97,8 @@ def run_arm(args: argparse.Namespace) -> dict:
     tokenizer = load_tokenizer(ModelConfig(name_or_path=ARCHITECTURE, random_init=True))
     model = build_random_model(ARCHITECTURE)
     model = add_peft(model, PeftSettings(method="lora", r=16, alpha=32, dropout=0.05)).to(device).train()
+    if args.arm == "labelled_head_checkpointed":  # what the Trainer does for train.gradient_checkpointing: true
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     counts = count_parameters(model)
     rss_model = current_rss_bytes()
 
@@ -104,7 +110,8 @@ def run_arm(args: argparse.Namespace) -> dict:
     batches = [
         collate([dict(f) for f in features[i : i + args.batch_size]]) for i in range(0, len(features), args.batch_size)
     ]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, weight_decay=0.01)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer, optimizer_line = trainer_optimizer(trainable, 2e-4, weight_decay=0.01)
     step_seconds, losses = [], []
     with tempfile.TemporaryDirectory() as scratch:
         trainer = build_trainer(args.arm, model, scratch)
@@ -139,11 +146,26 @@ def run_arm(args: argparse.Namespace) -> dict:
         "rss_after_model_bytes": rss_model,
         "torch_threads": torch.get_num_threads(),
         "device": device.type,
+        "optimizer": optimizer_line,
     }
     result["training_peak_above_model_bytes"] = result["peak_rss_bytes"] - rss_model
     if device.type == "cuda":
         result["cuda_peak_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
     return result
+
+
+def against(after: dict, before: dict) -> dict:
+    """How an arm compares with ``full_logits`` (before): memory and step time ratios, and the same losses."""
+    return {
+        "peak_rss_ratio": round(after["peak_rss_bytes"] / before["peak_rss_bytes"], 3),
+        "peak_rss_saved_bytes": before["peak_rss_bytes"] - after["peak_rss_bytes"],
+        "training_peak_above_model_ratio": round(
+            after["training_peak_above_model_bytes"] / before["training_peak_above_model_bytes"], 3
+        ),
+        "step_time_ratio": round(after["step_seconds_median"] / before["step_seconds_median"], 3),
+        "same_losses": before["losses"] == after["losses"],
+        "max_loss_difference": max(abs(a - b) for a, b in zip(before["losses"], after["losses"])),
+    }
 
 
 def main() -> None:
@@ -160,7 +182,7 @@ def main() -> None:
         options += ["--max-target-length", str(args.max_target_length)]
         arms[arm] = run_arm_in_fresh_process(__file__, arm, options)
 
-    before, after = arms["full_logits"], arms["labelled_head"]
+    before = arms["full_logits"]
     report = {
         "benchmark": "causal_loss_memory",
         "command": "python benchmarks/causal_loss_memory.py " + " ".join(sys.argv[1:]),
@@ -174,23 +196,14 @@ def main() -> None:
             "max_target_length": args.max_target_length,
             "timed_steps": args.steps,
             "warmup_steps": 1,
-            "optimizer": "AdamW, lr 2e-4, weight decay 0.01",
+            "optimizer": before["optimizer"],
             "memory": "peak RSS (ru_maxrss) of each arm's own process; CUDA peak allocated on a GPU",
         },
         "arms": arms,
-        "labelled_head_vs_full_logits": {
-            "peak_rss_ratio": round(after["peak_rss_bytes"] / before["peak_rss_bytes"], 3),
-            "peak_rss_saved_bytes": before["peak_rss_bytes"] - after["peak_rss_bytes"],
-            "training_peak_above_model_ratio": round(
-                after["training_peak_above_model_bytes"] / before["training_peak_above_model_bytes"], 3
-            ),
-            "step_time_ratio": round(after["step_seconds_median"] / before["step_seconds_median"], 3),
-            "same_losses": before["losses"] == after["losses"],
-            "max_loss_difference": max(abs(a - b) for a, b in zip(before["losses"], after["losses"])),
-        },
+        **{f"{arm}_vs_full_logits": against(arms[arm], before) for arm in ARMS[1:]},
     }
     write_json_atomic(args.out, report)
-    print(json.dumps(report["labelled_head_vs_full_logits"], indent=2))
+    print(json.dumps({arm: report[f"{arm}_vs_full_logits"] for arm in ARMS[1:]}, indent=2))
     print(f"wrote {args.out}")
 
 

@@ -64,7 +64,12 @@ import time
 from pathlib import Path
 
 import torch
-from arch import build_arch_model, build_arch_tokenizer, resolve_architecture  # benchmarks/arch.py
+from arch import (  # benchmarks/arch.py
+    build_arch_model,
+    build_arch_tokenizer,
+    resolve_architecture,
+    trainer_optimizer,
+)
 from flops import ModelShape, matmul_peak, model_shape, training_flops  # benchmarks/flops.py
 from machine import machine_info  # benchmarks/machine.py (the script's own folder)
 from transformers import default_data_collator
@@ -404,8 +409,10 @@ def batches_work(shape: ModelShape, batches: list[dict], causal: bool, pad_id: i
 
 
 def timed_training(model, warmup: dict, batches: list[dict], bf16: bool, learning_rate: float):
-    """An untimed warm-up step, then one timed AdamW step per batch: the timed steps' seconds, and all losses."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    """An untimed warm-up step, then one timed step per batch with the optimizer sumlab's training gets
+    (``trainer_optimizer``): the timed steps' seconds, all losses, and which optimizer it was.
+    """
+    optimizer, optimizer_line = trainer_optimizer(model.parameters(), learning_rate, weight_decay=0.01)
     seconds, losses = [], []
     for batch in [warmup, *batches]:
         started = time.perf_counter()
@@ -416,7 +423,7 @@ def timed_training(model, warmup: dict, batches: list[dict], bf16: bool, learnin
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
         seconds.append(time.perf_counter() - started)
-    return seconds[1:], losses
+    return seconds[1:], losses, optimizer_line
 
 
 def arch_arm(seconds: list[float], work: dict, batches: list[dict], losses: list[float], peak: float) -> dict:
@@ -469,7 +476,9 @@ def run_arch(args: argparse.Namespace) -> dict:
             name = f"{batching}_{precision}"
             model = build_arch_model(architecture, args.seed, args.layers)
             warmup, batches = arch_batches(batching, examples, tokenizer, model, args.batch_size, args.seed)
-            seconds, losses = timed_training(model, warmup, batches, precision == "bfloat16", learning_rate)
+            seconds, losses, optimizer_line = timed_training(
+                model, warmup, batches, precision == "bfloat16", learning_rate
+            )
             runs[name] = (precision, batches, seconds, losses)
             del model, warmup
             gc.collect()
@@ -517,7 +526,7 @@ def run_arch(args: argparse.Namespace) -> dict:
             "batch_size": args.batch_size,
             "timed_steps": args.steps,
             "warmup_steps": 1,
-            "optimizer": f"AdamW lr {learning_rate}",
+            "optimizer": optimizer_line,
             "torch_threads": args.threads,
             "arms": {
                 "lab": "sources and labels padded to 512, pad ids left in the labels"

@@ -151,3 +151,25 @@ def test_seq2seq_models_keep_the_whole_head(tiny_model, examples, tmp_path):
         own = model(**batch).loss
     assert outputs.logits.shape == (*batch["labels"].shape, model.config.vocab_size)
     torch.testing.assert_close(loss, own, rtol=1e-5, atol=1e-6)
+
+
+def test_activation_checkpointing_keeps_the_labelled_head_loss_and_gradients(tiny_llama_dir, examples, tmp_path):
+    """train.gradient_checkpointing (the Qwen LoRA preset's) recomputes each layer in backward, same results."""
+    model, tokenizer = load(tiny_llama_dir, "lora")
+    model.train()
+    batch = causal_batch(model, tokenizer, examples)
+    trainer = make_trainer(model, tmp_path, causal=True)
+    layer = model.get_base_model().model.layers[0]
+    calls = []
+    hook = layer.mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+    plain_loss, plain_grads = loss_and_gradients(model, lambda: trainer.compute_loss(model, dict(batch), False, 97))
+    plain_calls = len(calls)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    loss, gradients = loss_and_gradients(model, lambda: trainer.compute_loss(model, dict(batch), False, 97))
+    hook.remove()
+
+    assert (plain_calls, len(calls) - plain_calls) == (1, 2)  # checkpointed: run again in the backward pass
+    torch.testing.assert_close(loss, plain_loss, rtol=1e-6, atol=1e-7)
+    assert gradients.keys() == plain_grads.keys() and gradients
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(gradient, plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
