@@ -9,8 +9,9 @@ continuation.
 Threads: on a CPU the engine runs one single-threaded worker per thread (``inter_threads``) and splits each batch
 between them, rather than one worker with several threads (``intra_threads``). Decoding a batch is a chain of
 small matrix products, which one thread keeps busy better than several that wait for each other: on the
-flan-t5-base architecture (2 threads, 48 dialogues, 24 new tokens) this took int8 from 13.7 s to 8.8 s and
-float32 from 23.3 s to 17.2 s. The workers share the weights. On a GPU there is one worker.
+flan-t5-base architecture (2 threads, 48 dialogues, 24 new tokens) int8 went from 12.2 s to 8.0 s and float32
+from 23.4 s to 16.9 s (benchmarks/generation_speed.py). The workers share the weights. On a GPU there is one
+worker.
 
 Compute types: ``auto`` is float32 on a CPU and bfloat16 on a CUDA GPU that supports it (float32 otherwise),
 the precision torch's ``auto`` picks; ``int8`` and ``int8_float32`` quantize the weights (fastest on a CPU);
