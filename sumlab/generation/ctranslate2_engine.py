@@ -117,7 +117,7 @@ class CTranslate2Engine:
             device_index=distributed_state().local_process_index % max(gpus, 1),  # one GPU per process
             compute_type=compute_type,
             inter_threads=workers,
-            intra_threads=1 if device == "cpu" else threads or torch.get_num_threads(),
+            intra_threads=1 if device == "cpu" else threads or torch_threads,
         )
         torch.set_num_threads(torch_threads)  # CTranslate2 sets this thread's OpenMP threads to its intra_threads
         vocabulary = read_vocabulary(directory)
